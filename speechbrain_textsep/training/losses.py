@@ -1,0 +1,196 @@
+"""Mask targets and losses of CLIPSep and CLIPSep-NIT.
+
+All tensors live in the warped magnitude domain: ``mix`` is ``[B, F, T]``,
+``sources`` and masks are ``[B, N, F, T]``.
+
+Authors
+ * speechbrain-textsep contributors
+"""
+
+import torch
+import torch.nn.functional as F
+
+
+def mixture_weight(mix):
+    """Time-frequency weight ``clamp(log1p(|X|), 1e-3, 10)`` of the mask losses.
+
+    Arguments
+    ---------
+    mix : torch.Tensor
+        ``[B, F, T]`` mixture magnitude.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, 1, F, T]`` weight, broadcastable over sources.
+
+    Example
+    -------
+    >>> mixture_weight(torch.tensor([[[0.0, 1e5]]]))
+    tensor([[[[1.0000e-03, 1.0000e+01]]]])
+    """
+    return torch.log1p(mix).clamp(1e-3, 10)[:, None]
+
+
+def binary_mask_targets(sources, mix):
+    """Binary masks ``1[|S_n| > 0.5 |X|]``.
+
+    Example
+    -------
+    >>> sources, mix = torch.tensor([[[[1.0, 0.2]]]]), torch.tensor([[[1.5, 1.0]]])
+    >>> binary_mask_targets(sources, mix)
+    tensor([[[[1., 0.]]]])
+    """
+    return (sources > 0.5 * mix[:, None]).to(sources.dtype)
+
+
+def ratio_mask_targets(sources, mix, eps=1e-10):
+    """Ratio masks ``clamp(|S_n| / |X|, 0, 1)``.
+
+    Example
+    -------
+    >>> ratio_mask_targets(torch.tensor([[[[1.0, 0.2]]]]), torch.tensor([[[2.0, 0.1]]]))
+    tensor([[[[0.5000, 1.0000]]]])
+    """
+    return (sources / (mix[:, None] + eps)).clamp(0, 1)
+
+
+def mask_loss(probs, targets, weight, kind="bce"):
+    """Weighted per-item mask loss, averaged over frequency and time.
+
+    Arguments
+    ---------
+    probs : torch.Tensor
+        ``[B, ..., F, T]`` predicted masks in [0, 1].
+    targets : torch.Tensor
+        Target masks of the same shape.
+    weight : torch.Tensor
+        Weight broadcastable to ``probs``.
+    kind : str
+        ``"bce"`` (binary masks, the paper) or ``"l1"`` (ratio masks).
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, ...]`` loss of every item.
+
+    Example
+    -------
+    >>> p = torch.tensor([[[0.5, 0.5]]])
+    >>> t = torch.tensor([[[1.0, 0.0]]])
+    >>> mask_loss(p, t, torch.ones(1)).item() == -torch.log(torch.tensor(0.5)).item()
+    True
+    """
+    probs, targets = probs.float(), targets.float()
+    if kind == "bce":
+        # Written out (as torch's binary_cross_entropy, log clamped at -100)
+        # because F.binary_cross_entropy refuses to run under CUDA autocast.
+        per_bin = -(
+            targets * torch.log(probs).clamp(min=-100)
+            + (1 - targets) * torch.log1p(-probs).clamp(min=-100)
+        )
+    elif kind == "l1":
+        per_bin = (probs - targets).abs()
+    else:
+        raise ValueError(f"unknown mask loss {kind!r}: use 'bce' or 'l1'")
+    return (per_bin * weight).mean(dim=(-2, -1))
+
+
+def clipsep_loss(logits, targets, weight, kind="bce"):
+    """CLIPSep loss: the weighted mask loss averaged over batch and sources.
+
+    Arguments
+    ---------
+    logits : torch.Tensor
+        ``[B, N, F, T]`` mask logits.
+    targets : torch.Tensor
+        ``[B, N, F, T]`` target masks.
+    weight : torch.Tensor
+        ``[B, 1, F, T]`` weight from :func:`mixture_weight`.
+    kind : str
+        ``"bce"`` or ``"l1"``.
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss.
+
+    Example
+    -------
+    >>> loss = clipsep_loss(torch.zeros(1, 2, 1, 1), torch.ones(1, 2, 1, 1),
+    ...                     torch.ones(1, 1, 1, 1))
+    >>> round(loss.item(), 4)  # -log(0.5)
+    0.6931
+    """
+    if kind == "bce":
+        per_bin = F.binary_cross_entropy_with_logits(
+            logits.float(), targets.float(), reduction="none"
+        )
+        return (per_bin * weight).mean()
+    return mask_loss(logits.sigmoid(), targets, weight, kind).mean()
+
+
+def nit_loss(
+    query_logits,
+    noise_logits,
+    targets,
+    weight,
+    kind="bce",
+    reg_weight=0.1,
+    reg_threshold=0.25,
+):
+    """Noise invariant training loss of CLIPSep-NIT (two sources, two noise heads).
+
+    With query masks ``sigmoid(x_n)`` and noise masks ``sigmoid(nu_k)``, the
+    combined masks are ``M_nk = min(1, sigmoid(x_n) + sigmoid(nu_k))``; the loss
+    takes the better of the two assignments of noise heads to sources, per
+    item, and adds ``reg_weight * relu(mean(sigmoid(nu_1) + sigmoid(nu_2)) -
+    reg_threshold)`` so the noise heads do not explain everything.
+
+    Arguments
+    ---------
+    query_logits : torch.Tensor
+        ``[B, 2, F, T]``.
+    noise_logits : torch.Tensor
+        ``[B, 2, F, T]``.
+    targets : torch.Tensor
+        ``[B, 2, F, T]`` target masks of the two sources.
+    weight : torch.Tensor
+        ``[B, 1, F, T]``.
+    kind : str
+        ``"bce"`` or ``"l1"``.
+    reg_weight : float
+        Weight of the noise regulariser (0.1).
+    reg_threshold : float
+        Allowed mean noise-mask activity (0.25).
+
+    Returns
+    -------
+    torch.Tensor
+        Scalar loss.
+
+    Example
+    -------
+    >>> q = torch.full((1, 2, 1, 1), -100.0)   # query masks ~0
+    >>> n = torch.tensor([100.0, -100.0]).view(1, 2, 1, 1)  # noise masks 1, 0
+    >>> t = torch.tensor([0.0, 1.0]).view(1, 2, 1, 1)
+    >>> w = torch.ones(1, 1, 1, 1)
+    >>> # best assignment: source 2 <- noise 1 (exact), source 1 <- noise 2 (exact)
+    >>> round(nit_loss(q, n, t, w).item(), 4)  # only the regulariser 0.1 * 0.75
+    0.075
+    """
+    if query_logits.shape[1] != 2 or noise_logits.shape[1] != 2:
+        raise ValueError(
+            "noise invariant training is defined for 2 sources and 2 heads"
+        )
+    query = query_logits.float().sigmoid()
+    noise = noise_logits.float().sigmoid()
+    combined = torch.clamp(query[:, :, None] + noise[:, None, :], max=1.0)
+    losses = mask_loss(
+        combined, targets[:, :, None].expand_as(combined), weight[:, None], kind
+    )  # [B, n, k]
+    straight = (losses[:, 0, 0] + losses[:, 1, 1]) / 2
+    crossed = (losses[:, 0, 1] + losses[:, 1, 0]) / 2
+    invariant = torch.minimum(straight, crossed).mean()
+    activity = (noise[:, 0] + noise[:, 1]).mean()
+    return invariant + reg_weight * F.relu(activity - reg_threshold)
