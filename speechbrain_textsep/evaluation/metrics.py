@@ -56,18 +56,23 @@ def _check_shapes(first, second, first_name, second_name):
 
 
 def _energy_ratio_db(signal, noise, eps):
-    """Computes 10 log10((|signal|^2 + eps) / (|noise|^2 + eps)) on the last axis."""
+    """Computes 10 log10(|signal|^2 / (|noise|^2 + eps) + eps) on the last axis.
+
+    Same convention as SpeechBrain's ``cal_si_snr``: finite for a perfect
+    estimate (about 10 log10(|signal|^2 / eps)) and about 10 log10(eps) when
+    the signal part is zero.
+    """
     signal_energy = signal.pow(2).sum(dim=-1)
     noise_energy = noise.pow(2).sum(dim=-1)
-    return 10 * torch.log10((signal_energy + eps) / (noise_energy + eps))
+    return 10 * torch.log10(signal_energy / (noise_energy + eps) + eps)
 
 
 def sdr(estimate, reference, eps=DEFAULT_EPS):
     """Plain signal-to-distortion ratio (SNR) in dB, without any scaling.
 
-    ``SDR = 10 log10(|s|^2 / |s - s_hat|^2)`` computed along the last axis, with
-    ``eps`` added to both energies (a silent reference and a silent error give
-    0 dB; a perfect estimate gives a large but finite value). Differentiable.
+    ``SDR = 10 log10(|s|^2 / |s - s_hat|^2)`` computed along the last axis, as
+    ``10 log10(|s|^2 / (|s - s_hat|^2 + eps) + eps)`` so that a perfect estimate
+    gives a large but finite value. Differentiable.
 
     This is *not* the BSS Eval SDR (which first projects the estimate onto
     filtered versions of the references); see :func:`bss_eval_v4` for that.
@@ -79,7 +84,7 @@ def sdr(estimate, reference, eps=DEFAULT_EPS):
     reference : torch.Tensor
         Reference signal(s), same shape as ``estimate``.
     eps : float
-        Small constant added to both energies for numerical stability.
+        Small constant for numerical stability.
 
     Returns
     -------
@@ -105,8 +110,10 @@ def si_sdr(estimate, reference, eps=DEFAULT_EPS):
 
     Both signals are made zero-mean along the last axis, the reference is
     rescaled by ``alpha = <s_hat, s> / |s|^2`` and
-    ``SI-SDR = 10 log10(|alpha s|^2 / |alpha s - s_hat|^2)``, with ``eps`` added
-    to the energies. Invariant to rescaling the estimate. Differentiable.
+    ``SI-SDR = 10 log10(|alpha s|^2 / |alpha s - s_hat|^2)``, with ``eps``
+    added as in :func:`sdr` (and to ``|s|^2`` in ``alpha``). A silent estimate
+    gives about ``10 log10(eps)`` (-80 dB). Invariant to rescaling the estimate.
+    Differentiable.
 
     Arguments
     ---------
@@ -372,6 +379,13 @@ def separation_scores(estimate, target, interferer, mixture):
     the mixture), the mixture is used as the second estimate instead, which
     does not change the scores of the target. If the estimate is silent, BSS
     Eval is undefined: the ``bss_*`` scores are NaN and a warning is issued.
+
+    Note that with the ``bss_eval_images`` flavour used by museval v4 (and by
+    CLIPSep's evaluation, ``museval.metrics.bss_eval(refs, ests, np.inf)``),
+    the error terms of the decomposition sum to ``estimate - target``, so
+    ``bss_sdr`` equals the plain ``sdr`` (and ``bss_sdri`` equals ``sdri``) up
+    to numerical error; ``bss_sir`` and ``bss_sar`` carry the extra
+    information.
 
     Computations run in float64 on CPU.
 

@@ -88,49 +88,35 @@ class CLIPSep(nn.Module):
             )
         return self.query_proj(queries)
 
-    def forward(self, log_mag, queries):
-        """Mask logits for each query.
+    def forward(self, log_mag, queries, with_noise=False):
+        """Mask logits for each query (and of the noise heads, for NIT).
 
         Arguments
         ---------
         log_mag : torch.Tensor
             ``[B, 1, F, T]`` log-magnitude of the mixture (warped domain).
         queries : torch.Tensor
-            ``[B, D]`` or ``[B, Q, D]`` query embeddings.
+            ``[B, D]`` or ``[B, Q, D]`` query embeddings. With ``with_noise``,
+            ``[B, N, D]``: the queries of the ``N`` sources of each mixture.
+        with_noise : bool
+            Also returns the noise-head logits (training of CLIPSep-NIT).
 
         Returns
         -------
-        torch.Tensor
+        logits : torch.Tensor
             ``[B, F, T]`` or ``[B, Q, F, T]`` mask logits.
+        noise_logits : torch.Tensor
+            Only with ``with_noise``: ``[B, n_noise_heads, F, T]``.
         """
         single = queries.dim() == 2
         queries = queries.unsqueeze(1) if single else queries
-        logits = self.combine(
-            self.maps(log_mag), self.project_queries(queries).sigmoid()
-        )
-        return logits.squeeze(1) if single else logits
-
-    def forward_nit(self, log_mag, queries):
-        """Query and noise mask logits for noise invariant training.
-
-        Arguments
-        ---------
-        log_mag : torch.Tensor
-            ``[B, 1, F, T]`` log-magnitude of the mixture.
-        queries : torch.Tensor
-            ``[B, N, D]`` embeddings of the ``N`` sources of each mixture.
-
-        Returns
-        -------
-        query_logits : torch.Tensor
-            ``[B, N, F, T]``.
-        noise_logits : torch.Tensor
-            ``[B, n_noise_heads, F, T]``.
-        """
-        if not self.noise_heads:
-            raise RuntimeError("this CLIPSep has no noise heads (n_noise_heads=0)")
         maps = self.maps(log_mag)
         z = self.project_queries(queries)
+        logits = self.combine(maps, z.sigmoid())
+        if not with_noise:
+            return logits.squeeze(1) if single else logits
+        if not self.noise_heads:
+            raise RuntimeError("this CLIPSep has no noise heads (n_noise_heads=0)")
         u = z.mean(dim=1)
         noise_weights = torch.stack([head(u) for head in self.noise_heads], 1).sigmoid()
-        return self.combine(maps, z.sigmoid()), self.combine(maps, noise_weights)
+        return logits, self.combine(maps, noise_weights)

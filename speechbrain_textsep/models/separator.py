@@ -10,6 +10,34 @@ from torch import nn
 LOG_EPS = 1e-10
 
 
+def analyze(spectral, mixture):
+    """Spectral views of a ``[B, L]`` mixture, padded to fit the U-Net.
+
+    Arguments
+    ---------
+    spectral : speechbrain_textsep.processing.spectral.SpectralMasking
+        The spectral front end.
+    mixture : torch.Tensor
+        ``[B, L]`` waveforms.
+
+    Returns
+    -------
+    dict
+        ``spec`` complex STFT ``[B, n_freq, T]``, ``mag`` its warped magnitude
+        ``[B, F, T]`` and ``log_mag`` the network input ``[B, 1, F, T]``.
+
+    Example
+    -------
+    >>> from speechbrain_textsep.processing.spectral import SpectralMasking
+    >>> views = analyze(SpectralMasking(), torch.randn(1, 16000))
+    >>> views["log_mag"].shape
+    torch.Size([1, 1, 256, 128])
+    """
+    spec = spectral.stft(spectral.pad(mixture))
+    mag = spectral.warp(spec.abs())
+    return {"spec": spec, "mag": mag, "log_mag": torch.log(mag + LOG_EPS)[:, None]}
+
+
 class MaskSeparator(nn.Module):
     """Separates the sound that a query embedding describes from a mixture.
 
@@ -42,20 +70,6 @@ class MaskSeparator(nn.Module):
         self.spectral = spectral
         self.mask_net = mask_net
 
-    def analyze(self, mixture):
-        """Spectral views of a ``[B, L]`` mixture (padded to fit the U-Net).
-
-        Returns
-        -------
-        dict
-            ``spec`` complex STFT ``[B, n_freq, T]``, ``mag`` its warped
-            magnitude ``[B, F, T]`` and ``log_mag`` the network input
-            ``[B, 1, F, T]``.
-        """
-        spec = self.spectral.stft(self.spectral.pad(mixture))
-        mag = self.spectral.warp(spec.abs())
-        return {"spec": spec, "mag": mag, "log_mag": torch.log(mag + LOG_EPS)[:, None]}
-
     def forward(self, mixture, queries):
         """Soft-mask estimates of every queried source.
 
@@ -81,9 +95,12 @@ class MaskSeparator(nn.Module):
             raise ValueError(
                 f"{queries.shape[0]} query sets for {mixture.shape[0]} mixtures"
             )
-        views = self.analyze(mixture)
-        masks = self.mask_net(views["log_mag"], queries).sigmoid()
-        estimates = self.spectral.apply_mask(
-            masks, views["spec"][:, None], mixture.shape[-1]
-        )
+        autocast_off = torch.autocast(device_type=mixture.device.type, enabled=False)
+        with autocast_off:
+            views = analyze(self.spectral, mixture.float())
+        masks = self.mask_net(views["log_mag"], queries).float().sigmoid()
+        with autocast_off:
+            estimates = self.spectral.apply_mask(
+                masks, views["spec"][:, None], mixture.shape[-1]
+            )
         return estimates.squeeze(1) if single else estimates

@@ -1,0 +1,54 @@
+# speechbrain-textsep: `make quickstart` trains and runs a text-queried
+# separator offline on SynthMUSIC; `make test` runs the test suite. Both
+# create the virtual environment and install everything first.
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+DATA ?= data/SynthMUSIC
+QUICKSTART ?= results/quickstart
+export HF_HUB_OFFLINE ?= 1
+
+.PHONY: install system-deps quickstart test lint benchmark clean
+
+# museval (BSS Eval v4) imports stempeg, which requires the ffmpeg binaries.
+system-deps:
+	@command -v ffprobe >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	      apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; \
+	  else \
+	    echo "Please install ffmpeg (needed by museval), e.g. 'sudo apt-get install ffmpeg'"; \
+	    exit 1; \
+	  fi; }
+
+$(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# tinysoundfont's only requirement, pyaudio, is for live playback.
+	$(PY) -m pip install -q --no-deps tinysoundfont==0.3.7
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	touch $@
+
+install: system-deps $(VENV)/.installed
+
+quickstart: install
+	@start=$$(date +%s); \
+	$(PY) recipes/SynthMUSIC/separation/train.py \
+	  recipes/SynthMUSIC/separation/hparams/clipsep_text_small.yaml \
+	  --data_folder $(DATA) --output_folder $(QUICKSTART) && \
+	$(PY) recipes/SynthMUSIC/separation/separate_example.py \
+	  --model $(QUICKSTART)/model --data_folder $(DATA) --out $(QUICKSTART)/example && \
+	echo "quickstart finished in $$(( ($$(date +%s) - start) / 60 )) min $$(( ($$(date +%s) - start) % 60 )) s"
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .
+
+benchmark: install
+	$(PY) benchmarks/clipsep_speed.py
+
+clean:
+	rm -rf $(VENV) results data

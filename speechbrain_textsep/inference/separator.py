@@ -1,0 +1,103 @@
+"""Pretrained interface of the text/image-queried separators.
+
+Authors
+ * speechbrain-textsep contributors
+"""
+
+import torch
+from speechbrain.inference.interfaces import Pretrained
+
+
+class QuerySeparator(Pretrained):
+    """Separates the sound a query describes, loaded with ``from_hparams``.
+
+    The model folder (local or on the hub) holds ``hyperparams.yaml``, built
+    from ``hparams/clipsep.yaml``, and the checkpoints its ``pretrainer``
+    loads (``mask_net.ckpt`` and, for a CLIP not fetched by open_clip,
+    ``query_encoder.ckpt``). Text queries are embedded with the prompt
+    ensemble ``text_prompts`` of the hyperparameters.
+
+    Example
+    -------
+    >>> separator = QuerySeparator.from_hparams(
+    ...     source="results/quickstart/model", savedir="pretrained/quickstart"
+    ... )  # doctest: +SKIP
+    >>> estimate = separator.separate_file("mixture.wav", query="violin")  # doctest: +SKIP
+    """
+
+    MODULES_NEEDED = ["separator", "query_encoder"]
+    HPARAMS_NEEDED = ["sample_rate", "text_prompts"]
+
+    def encode_text(self, texts):
+        """Query embeddings ``[N, D]`` of texts, averaged over ``text_prompts``."""
+        return self.mods.query_encoder.encode_text(
+            texts, ensemble=self.hparams.text_prompts
+        )
+
+    def _queries(self, queries, batch_size):
+        """``[B, D]`` embeddings from a string, B strings or a ``[B, D]`` tensor."""
+        if isinstance(queries, torch.Tensor):
+            embeddings = queries.to(self.device)
+        else:
+            texts = (
+                [queries] * batch_size if isinstance(queries, str) else list(queries)
+            )
+            embeddings = self.encode_text(texts)
+        if embeddings.dim() != 2 or embeddings.shape[0] != batch_size:
+            raise ValueError(
+                f"expected one query per mixture ({batch_size}), got "
+                f"{embeddings.shape[0] if embeddings.dim() else 0}"
+            )
+        return embeddings
+
+    def separate_batch(self, mixtures, queries):
+        """Separates one queried source from every mixture of a batch.
+
+        Arguments
+        ---------
+        mixtures : torch.Tensor
+            ``[B, L]`` mixtures at the model's sample rate.
+        queries : str, list of str or torch.Tensor
+            One text for all mixtures, one text per mixture, or ``[B, D]``
+            query embeddings.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[B, L]`` estimates.
+        """
+        if mixtures.dim() != 2:
+            raise ValueError(
+                f"mixtures must be [batch, time], got {tuple(mixtures.shape)}"
+            )
+        mixtures = mixtures.to(self.device).float()
+        with torch.no_grad():
+            embeddings = self._queries(queries, mixtures.shape[0])
+            return self.mods.separator(mixtures, embeddings)
+
+    def separate_file(self, path, query, savedir=None):
+        """Separates the queried source from an audio file.
+
+        The file is resampled to the model's rate and mixed down to mono by
+        SpeechBrain's audio normaliser.
+
+        Arguments
+        ---------
+        path : str
+            Audio file (local path, URL or hub file).
+        query : str
+            Text describing the sound to extract.
+        savedir : str, optional
+            Where a remote file is fetched to.
+
+        Returns
+        -------
+        torch.Tensor
+            ``[L]`` estimate at the model's sample rate.
+        """
+        mixture = self.load_audio(path, savedir=savedir)
+        return self.separate_batch(mixture[None], query)[0]
+
+    def forward(self, mixtures, queries):
+        """Same as :meth:`separate_batch`."""
+        return self.separate_batch(mixtures, queries)
