@@ -123,7 +123,8 @@ def clip_dataset(
 
         items.append(frames_pipeline)
         keys.append("query_frames")
-    sb.dataio.dataset.add_dynamic_item([data], items)
+    for item in items:
+        data.add_dynamic_item(item)
     sb.dataio.dataset.set_output_keys([data], keys)
     return data
 
@@ -131,8 +132,8 @@ def clip_dataset(
 def pair_partners(labels, generator=None):
     """Chooses, for each clip of a batch, another clip of a different label.
 
-    The result ``partner`` is a permutation-free index list: clip ``i`` is
-    mixed with clip ``partner[i]``. When every clip shares one label the
+    Clip ``i`` is mixed with clip ``partner[i]`` (not necessarily a
+    permutation: a clip can be the interferer of several others). When every clip shares one label the
     partner is simply the next clip.
 
     Arguments

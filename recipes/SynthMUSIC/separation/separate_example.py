@@ -14,7 +14,6 @@ import argparse
 import csv
 import os
 
-
 from speechbrain.dataio.dataio import write_audio
 
 from speechbrain_textsep.evaluation.metrics import sdr_improvement, si_sdr_improvement
