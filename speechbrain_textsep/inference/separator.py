@@ -22,7 +22,9 @@ class QuerySeparator(Pretrained):
     >>> separator = QuerySeparator.from_hparams(
     ...     source="results/quickstart/model", savedir="pretrained/quickstart"
     ... )  # doctest: +SKIP
-    >>> estimate = separator.separate_file("mixture.wav", query="violin")  # doctest: +SKIP
+    >>> estimate = separator.separate_file(
+    ...     "mixture.wav", query="violin"
+    ... )  # doctest: +SKIP
     """
 
     MODULES_NEEDED = ["separator", "query_encoder"]

@@ -4,8 +4,8 @@ Authors
  * speechbrain-textsep contributors
 """
 
-import torch
 import speechbrain as sb
+import torch
 from speechbrain.utils.metric_stats import MetricStats
 
 from speechbrain_textsep.evaluation.metrics import sdr_improvement

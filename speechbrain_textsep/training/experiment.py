@@ -9,7 +9,6 @@ Authors
 import json
 import os
 
-import speechbrain as sb
 import torch
 from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger

@@ -41,6 +41,7 @@ if __name__ == "__main__":
         prepare_synthmusic,
         kwargs={
             "data_folder": hparams["data_folder"],
+            "classes": hparams["classes"],
             "n_train": hparams["n_train_per_class"],
             "n_valid": hparams["n_valid_per_class"],
             "n_test": hparams["n_test_per_class"],
