@@ -133,8 +133,8 @@ def pair_partners(labels, generator=None):
     """Chooses, for each clip of a batch, another clip of a different label.
 
     Clip ``i`` is mixed with clip ``partner[i]`` (not necessarily a
-    permutation: a clip can be the interferer of several others). When every clip shares one label the
-    partner is simply the next clip.
+    permutation: a clip can be the interferer of several others). When every
+    clip shares one label the partner is simply the next clip.
 
     Arguments
     ---------
