@@ -7,6 +7,7 @@ Authors
 import speechbrain as sb
 import torch
 from speechbrain.utils.metric_stats import MetricStats
+from torch.nn.parallel import DistributedDataParallel
 
 from speechbrain_textsep.evaluation.metrics import sdr_improvement
 from speechbrain_textsep.models.separator import analyze
@@ -42,6 +43,24 @@ class QuerySeparationBrain(sb.Brain):
     ``checkpointer``. Optional: ``valid_query_mode`` (defaults to the
     training mode, image for hybrid).
     """
+
+    def _wrap_distributed(self):
+        """DDP without SyncBatchNorm when ``sync_batchnorm`` is False.
+
+        SpeechBrain converts every BatchNorm to SyncBatchNorm under DDP, which
+        only runs on GPUs (so CPU training with gloo fails) and differs from
+        the authors' per-replica BatchNorm statistics.
+        """
+        if not self.distributed_launch or getattr(self.hparams, "sync_batchnorm", True):
+            return super()._wrap_distributed()
+        device_ids = None if self.device_type == "cpu" else [self.device]
+        for name, module in self.modules.items():
+            if any(p.requires_grad for p in module.parameters()):
+                self.modules[name] = DistributedDataParallel(
+                    module,
+                    device_ids=device_ids,
+                    find_unused_parameters=self.find_unused_parameters,
+                )
 
     def query_mode(self, stage):
         """Query kind of this step: text or image."""

@@ -10,6 +10,8 @@ Authors
 import torch
 import torch.nn.functional as F
 
+BCE_EPS = 1e-7
+
 
 def mixture_weight(mix):
     """Time-frequency weight ``clamp(log1p(|X|), 1e-3, 10)`` of the mask losses.
@@ -83,12 +85,11 @@ def mask_loss(probs, targets, weight, kind="bce"):
     """
     probs, targets = probs.float(), targets.float()
     if kind == "bce":
-        # Written out (as torch's binary_cross_entropy, log clamped at -100)
-        # because F.binary_cross_entropy refuses to run under CUDA autocast.
-        per_bin = -(
-            targets * torch.log(probs).clamp(min=-100)
-            + (1 - targets) * torch.log1p(-probs).clamp(min=-100)
-        )
+        # Written out because F.binary_cross_entropy refuses to run under CUDA
+        # autocast. Clamping the probabilities (not the logs) keeps gradients
+        # finite where NIT's min(1, .) reaches exactly 0 or 1.
+        probs = probs.clamp(BCE_EPS, 1 - BCE_EPS)
+        per_bin = -(targets * torch.log(probs) + (1 - targets) * torch.log1p(-probs))
     elif kind == "l1":
         per_bin = (probs - targets).abs()
     else:
