@@ -53,6 +53,9 @@ class AudioUNet(nn.Module):
         Input channels (1: the log-magnitude).
     input_norm : bool
         Applies ``BatchNorm2d(in_channels)`` to the input, as the authors do.
+    channels_last : bool
+        Runs the convolutions in channels-last memory layout, which oneDNN
+        (CPU) and cuDNN (tensor cores) run faster; the numbers are the same.
 
     Example
     -------
@@ -65,9 +68,16 @@ class AudioUNet(nn.Module):
     """
 
     def __init__(
-        self, out_channels=32, ngf=64, levels=7, in_channels=1, input_norm=True
+        self,
+        out_channels=32,
+        ngf=64,
+        levels=7,
+        in_channels=1,
+        input_norm=True,
+        channels_last=True,
     ):
         super().__init__()
+        self.channels_last = channels_last
         if levels < 2:
             raise ValueError(f"AudioUNet needs at least 2 levels, got {levels}")
         self.levels = levels
@@ -108,6 +118,8 @@ class AudioUNet(nn.Module):
                 ]
             self.up.append(nn.Sequential(*layers))
         self.reset_parameters()
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def reset_parameters(self):
         """Initialisation of the authors: conv N(0, 1e-3), BN weight N(1, 0.02)."""
@@ -140,6 +152,8 @@ class AudioUNet(nn.Module):
                 f"AudioUNet expects [B, C, F, T] with F and T multiples of "
                 f"{multiple}, got {tuple(x.shape)}"
             )
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         skips = [self.input_norm(x)]
         for down in self.down:
             skips.append(down(skips[-1]))
