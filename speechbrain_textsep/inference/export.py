@@ -39,6 +39,11 @@ def export_model(out_dir, template, overrides, mask_net, query_encoder=None):
     str
         Path of the written ``hyperparams.yaml``.
     """
+    if not os.path.isfile(template):
+        raise FileNotFoundError(
+            f"inference hyperparameters template not found: {template} (it is "
+            "hparams/clipsep.yaml in the repository; set `inference_hparams`)"
+        )
     os.makedirs(out_dir, exist_ok=True)
     with open(template) as f:
         resolved = resolve_references(
