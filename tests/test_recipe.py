@@ -7,6 +7,7 @@ import sys
 
 import pytest
 import torch
+from speechbrain.dataio.dataio import read_audio as read_audio_file
 from speechbrain.dataio.dataio import write_audio
 
 from speechbrain_textsep.data.synthmusic import prepare_synthmusic
@@ -201,3 +202,34 @@ def test_ddp_with_two_processes(data_folder, tmp_path):
     assert len(stats) == 1
     # 24 training clips, batch 8 per process, drop_last: 1 step per process
     assert stats[0]["steps"] == 1
+
+
+def test_textsep_separate_command(trained, data_folder, tmp_path):
+    clips = read_manifest(os.path.join(data_folder, "test.csv"))
+    mixture = sum(
+        load_centre_segment(clips[f"{name}_test_0001"], 20001, 16000) / 2
+        for name in ("flute", "xylophone")
+    )
+    path = str(tmp_path / "song.wav")
+    write_audio(path, mixture, 16000)
+    command = [sys.executable, "-m", "speechbrain_textsep.cli", "separate", path]
+    args = ["--model", os.path.join(trained, "model"), "--query", "flute"]
+    out = str(tmp_path / "out")
+    result = subprocess.run(
+        command + args + ["--out", out, "--plot"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    estimate = read_audio_file(os.path.join(out, "song_flute.wav"))
+    assert estimate.shape == (20001,)
+    assert os.path.getsize(os.path.join(out, "song_flute.png")) > 0
+    separator = QuerySeparator.from_hparams(
+        source=os.path.join(trained, "model"), savedir=str(tmp_path / "m")
+    )
+    expected = separator.separate_file(path, "flute")
+    assert torch.allclose(estimate, expected, atol=1e-3)
+    empty = subprocess.run(
+        command + ["--model", "x", "--query", "  ", "--out", out],
+        capture_output=True,
+        text=True,
+    )
+    assert empty.returncode != 0 and "query is empty" in empty.stderr
