@@ -19,12 +19,23 @@ class QuerySeparator(Pretrained):
 
     Example
     -------
-    >>> separator = QuerySeparator.from_hparams(
-    ...     source="results/quickstart/model", savedir="pretrained/quickstart"
-    ... )  # doctest: +SKIP
-    >>> estimate = separator.separate_file(
-    ...     "mixture.wav", query="violin"
-    ... )  # doctest: +SKIP
+    >>> import tempfile
+    >>> from speechbrain_textsep.encoders.clip import TINY_CLIP_CFG, CLIPQueryEncoder
+    >>> from speechbrain_textsep.inference.export import export_model
+    >>> from speechbrain_textsep.models.clipsep import CLIPSep
+    >>> from speechbrain_textsep.models.unet import AudioUNet
+    >>> from speechbrain_textsep.training.experiment import DEFAULT_INFERENCE_HPARAMS
+    >>> folder = tempfile.mkdtemp()  # a tiny random model folder
+    >>> overrides = {"levels": 3, "ngf": 4, "n_maps": 4, "query_dim": 32,
+    ...              "clip_model_cfg": TINY_CLIP_CFG, "clip_pretrained": None,
+    ...              "query_encoder_in_folder": True}
+    >>> _ = export_model(folder, DEFAULT_INFERENCE_HPARAMS, overrides,
+    ...                  CLIPSep(AudioUNet(4, 4, 3), 32, 4),
+    ...                  CLIPQueryEncoder(model_cfg=TINY_CLIP_CFG, pretrained=None))
+    >>> savedir = tempfile.mkdtemp()
+    >>> separator = QuerySeparator.from_hparams(source=folder, savedir=savedir)
+    >>> separator.separate_batch(torch.randn(2, 16000), ["violin", "flute"]).shape
+    torch.Size([2, 16000])
     """
 
     MODULES_NEEDED = ["separator", "query_encoder"]
