@@ -233,3 +233,25 @@ def test_textsep_separate_command(trained, data_folder, tmp_path):
         text=True,
     )
     assert empty.returncode != 0 and "query is empty" in empty.stderr
+
+
+def test_separator_rejects_bad_input_clearly(trained, tmp_path):
+    separator = QuerySeparator.from_hparams(
+        source=os.path.join(trained, "model"), savedir=str(tmp_path / "m")
+    )
+    with pytest.raises(FileNotFoundError, match="audio file not found"):
+        separator.separate_file(str(tmp_path / "missing.wav"), "flute")
+    not_audio = tmp_path / "notes.wav"
+    not_audio.write_text("not audio")
+    with pytest.raises(RuntimeError, match="Failed to load audio"):
+        separator.separate_file(str(not_audio), "flute")
+    with pytest.raises(ValueError, match="empty text query"):
+        separator.separate_batch(torch.randn(1, 16000), "   ")
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        separator.separate_batch(torch.full((1, 16000), float("nan")), "flute")
+    with pytest.raises(ValueError, match="empty"):
+        separator.separate_batch(torch.zeros(1, 0), "flute")
+    with pytest.raises(ValueError, match=r"\[batch, time\]"):
+        separator.separate_batch(torch.zeros(16000), "flute")
+    silence = separator.separate_batch(torch.zeros(2, 5000), "flute")
+    assert silence.shape == (2, 5000) and torch.equal(silence, torch.zeros(2, 5000))

@@ -4,8 +4,29 @@ Authors
  * speechbrain-textsep contributors
 """
 
+import os
+
 import torch
 from speechbrain.inference.interfaces import Pretrained
+
+
+def check_mixtures(mixtures):
+    """Raises a clear ``ValueError`` for mixtures the separator cannot take.
+
+    Example
+    -------
+    >>> check_mixtures(torch.zeros(2, 100))
+    >>> check_mixtures(torch.full((1, 100), float("nan")))
+    Traceback (most recent call last):
+    ...
+    ValueError: the mixture contains NaN or infinite samples
+    """
+    if mixtures.dim() != 2:
+        raise ValueError(f"mixtures must be [batch, time], got {tuple(mixtures.shape)}")
+    if mixtures.shape[-1] == 0:
+        raise ValueError("the mixture is empty (0 samples)")
+    if not torch.isfinite(mixtures).all():
+        raise ValueError("the mixture contains NaN or infinite samples")
 
 
 class QuerySeparator(Pretrained):
@@ -79,10 +100,7 @@ class QuerySeparator(Pretrained):
         torch.Tensor
             ``[B, L]`` estimates.
         """
-        if mixtures.dim() != 2:
-            raise ValueError(
-                f"mixtures must be [batch, time], got {tuple(mixtures.shape)}"
-            )
+        check_mixtures(mixtures)
         mixtures = mixtures.to(self.device).float()
         with torch.no_grad():
             embeddings = self._queries(queries, mixtures.shape[0])
@@ -97,7 +115,7 @@ class QuerySeparator(Pretrained):
         Arguments
         ---------
         path : str
-            Audio file (local path, URL or hub file).
+            Audio file: a local path, or with ``savedir`` a URL or hub file.
         query : str
             Text describing the sound to extract.
         savedir : str, optional
@@ -108,6 +126,8 @@ class QuerySeparator(Pretrained):
         torch.Tensor
             ``[L]`` estimate at the model's sample rate.
         """
+        if "://" not in str(path) and not os.path.isfile(path) and savedir is None:
+            raise FileNotFoundError(f"audio file not found: {path}")
         mixture = self.load_audio(path, savedir=savedir)
         return self.separate_batch(mixture[None], query)[0]
 
