@@ -33,6 +33,8 @@ from PIL import Image, ImageDraw
 from speechbrain.utils.logger import get_logger
 from tqdm import tqdm
 
+from speechbrain_textsep.training.data import FRAME_NAME
+
 logger = get_logger(__name__)
 
 #: Bump when the rendering changes, so that old renders are not reused.
@@ -471,7 +473,7 @@ def _render_one(task):
         task["label"], task["seed"], n_frames=task["n_frames"], size=task["frame_size"]
     )
     for i, frame in enumerate(frames, start=1):
-        frame.save(os.path.join(task["frames"], f"{i:06d}.jpg"), quality=90)
+        frame.save(os.path.join(task["frames"], FRAME_NAME.format(i)), quality=90)
     return {
         "ID": task["ID"],
         "audio": task["audio"],

@@ -220,11 +220,6 @@ class SpectralMasking(nn.Module):
                 persistent=False,
             )
 
-    @property
-    def n_rows(self):
-        """Rows of the spectrogram that the network sees."""
-        return self.n_freq if self.n_warped is None else self.n_warped
-
     def pad(self, wav):
         """Zero-pads ``[..., time]`` so that the frame count fits the U-Net."""
         length = wav.shape[-1]

@@ -41,8 +41,17 @@ EXPORTED_KEYS = (
 
 
 def query_encoder_is_local(hparams):
-    """True when the CLIP weights cannot be fetched by name (random or inline cfg)."""
-    return bool(hparams["clip_model_cfg"]) or hparams["clip_pretrained"] is None
+    """True when the CLIP weights cannot be fetched by name.
+
+    That is a random-init or inline-config CLIP, or weights from a local file:
+    their weights go into the checkpoints and the exported model folder.
+    """
+    pretrained = hparams["clip_pretrained"]
+    return (
+        bool(hparams["clip_model_cfg"])
+        or pretrained is None
+        or os.path.isfile(str(pretrained))
+    )
 
 
 def dataio_prepare(hparams):
