@@ -1,58 +1,219 @@
-"""The ``textsep`` command.
+"""The ``textsep`` command: separate, evaluate, export.
 
-``textsep separate IN... --model SRC --query TEXT --out DIR [--plot]``
-separates the queried sound from each input file with a model folder or hub
-repository loaded by :class:`~speechbrain_textsep.inference.QuerySeparator`.
+``textsep separate IN... --model SRC --query TEXT [--negative TEXT]
+[--image IMG ...] [--audio-query WAV ...] --out DIR [--plot]`` separates the
+queried sounds from audio files or folders of them;
+``textsep evaluate --model SRC --mixtures CSV --clips CSV --out DIR`` scores
+a model on a list of 2-source mixtures; ``textsep export RUN --out DIR``
+turns a recipe's output folder into a model folder with a model card.
+
+Inputs are checked before anything is loaded or written: a bad input stops
+the command with a message naming it, and no output file is left half
+written.
 
 Authors
  * speechbrain-textsep contributors
 """
 
 import argparse
+import json
 import os
 import sys
 
 import torch
 
 
-def _separate(args):
-    from speechbrain.dataio.dataio import write_audio
+class CommandError(Exception):
+    """A problem with the user's input, reported without a traceback."""
 
-    from speechbrain_textsep.inference import QuerySeparator
 
-    if not args.query.strip():
-        raise SystemExit("textsep separate: the query is empty")
-    missing = [path for path in args.inputs if not os.path.isfile(path)]
-    if missing:
-        raise SystemExit(f"textsep separate: input file(s) not found: {missing}")
-    separator = QuerySeparator.from_hparams(
-        source=args.model, savedir=args.savedir or os.path.join(args.out, "model")
-    )
-    sample_rate = separator.hparams.sample_rate
-    os.makedirs(args.out, exist_ok=True)
-    for path in args.inputs:
-        mixture = separator.load_audio(path)
-        estimate = separator.separate_batch(mixture[None], args.query)[0].cpu()
-        stem = os.path.splitext(os.path.basename(path))[0]
-        out_path = os.path.join(args.out, f"{stem}_{_slug(args.query)}.wav")
-        # Clamped so that the PCM file cannot wrap around.
-        write_audio(out_path, estimate.clamp(-1, 1), sample_rate)
-        print(out_path)
-        if args.plot:
-            from speechbrain_textsep.visualization import plot_spectrograms
+def collect_inputs(inputs):
+    """Audio files of the inputs (files, or folders searched recursively).
 
-            figure = os.path.join(args.out, f"{stem}_{_slug(args.query)}.png")
-            plot_spectrograms(
-                {"input": mixture.cpu(), f"estimate ('{args.query}')": estimate},
-                sample_rate,
-                figure,
+    Returns
+    -------
+    paths : list of str
+    names : list of str
+        Output names: the stem of a file, the relative path (without
+        extension) of a file found in a folder.
+    """
+    from speechbrain_textsep.inference.audio import AUDIO_EXTENSIONS
+
+    paths, names = [], []
+    for item in inputs:
+        if os.path.isdir(item):
+            found = []
+            for root, _, files in os.walk(item):
+                found += [
+                    os.path.join(root, f)
+                    for f in files
+                    if f.lower().endswith(AUDIO_EXTENSIONS)
+                ]
+            if not found:
+                raise CommandError(
+                    f"no audio files ({', '.join(AUDIO_EXTENSIONS)}) in {item}"
+                )
+            for path in sorted(found):
+                paths.append(path)
+                names.append(os.path.splitext(os.path.relpath(path, item))[0])
+        else:
+            paths.append(item)
+            names.append(os.path.splitext(os.path.basename(item))[0])
+    return paths, names
+
+
+def _check_image(path):
+    from PIL import Image
+
+    if not os.path.isfile(path):
+        raise CommandError(f"image file not found: {path}")
+    try:
+        with Image.open(path) as image:
+            image.verify()
+    except Exception as e:
+        raise CommandError(f"{path} is not a readable image: {e}") from e
+
+
+def build_queries(args):
+    """The queries of ``textsep separate``: one per --query, one for the
+    images, one for the example recordings."""
+    from speechbrain_textsep.inference.queries import Query
+
+    common = {
+        "negative_text": args.negative,
+        "negative_audio": args.negative_audio or [],
+    }
+    queries = []
+    try:
+        for text in args.query or []:
+            queries.append(
+                Query(text=text, prompt_ensemble=not args.no_prompt_ensemble, **common)
             )
-            print(figure)
+        if args.image:
+            queries.append(Query(images=args.image, **common))
+        if args.audio_query:
+            queries.append(Query(audio=args.audio_query, **common))
+    except ValueError as e:
+        raise CommandError(f"bad query: {e}") from e
+    if not queries:
+        raise CommandError("give at least one --query, --image or --audio-query")
+    return queries
 
 
-def _slug(text):
-    """A file-name-safe version of a query."""
-    return "".join(c if c.isalnum() else "_" for c in text.strip())[:40]
+def _separate(args):
+    from speechbrain_textsep.inference.audio import audio_info
+
+    queries = build_queries(args)
+    for path in args.image or []:
+        _check_image(path)
+    problems = []
+    for path in [*(args.audio_query or []), *(args.negative_audio or [])]:
+        try:
+            audio_info(path)
+        except (OSError, ValueError) as e:
+            problems.append(f"audio query: {e}")
+    paths, names = collect_inputs(args.inputs)
+    for path in paths:
+        try:
+            audio_info(path)
+        except (OSError, ValueError) as e:
+            problems.append(str(e))
+    if problems:
+        raise CommandError(
+            "nothing was separated; fix these inputs first:\n  " + "\n  ".join(problems)
+        )
+    separator = _load(args)
+    try:
+        queries = [separator.check_query(query) for query in queries]
+    except (ValueError, OSError) as e:
+        raise CommandError(str(e)) from e
+    results = separator.separate_files(
+        paths,
+        queries,
+        out_dir=args.out,
+        names=names,
+        channels=args.channels,
+        resample_back=not args.model_rate,
+        audio_format=args.format,
+        plot=args.plot,
+        skip_errors=True,
+    )
+    failed = [r for r in results if r.error]
+    for result in results:
+        for path in result.outputs + ([result.figure] if result.figure else []):
+            print(path)
+    if failed:
+        details = "\n  ".join(f"{r.input}: {r.error}" for r in failed)
+        raise CommandError(
+            f"{len(failed)} of {len(results)} inputs failed (no output written "
+            f"for them):\n  {details}"
+        )
+
+
+def _load(args):
+    from speechbrain_textsep.inference import load_separator
+    from speechbrain_textsep.inference.loading import (
+        ModelNotAvailableError,
+        UntrustedModelError,
+    )
+
+    run_opts = {"device": args.device} if args.device else None
+    try:
+        return load_separator(
+            args.model,
+            savedir=args.savedir,
+            trust_remote_code=args.trust_remote_code,
+            run_opts=run_opts,
+        )
+    except (ModelNotAvailableError, UntrustedModelError) as e:
+        raise CommandError(str(e)) from e
+
+
+def _evaluate(args):
+    from speechbrain_textsep.evaluation.mixtures import evaluate_mixture_list
+
+    for path in (args.mixtures, args.clips):
+        if not os.path.isfile(path):
+            raise CommandError(f"list not found: {path}")
+    separator = _load(args)
+
+    def separate(mixture, labels):
+        return separator.separate_batch(mixture, [labels])
+
+    summary = evaluate_mixture_list(
+        separate,
+        args.mixtures,
+        args.clips,
+        args.out,
+        segment_samples=args.segment_samples,
+        sample_rate=separator.hparams.sample_rate,
+        max_mixtures=args.max_mixtures,
+    )
+    print(json.dumps({k: round(v["mean"], 3) for k, v in summary.items()}))
+    print(os.path.join(args.out, "test_results.csv"))
+    print(os.path.join(args.out, "test_summary.json"))
+
+
+def _export(args):
+    from speechbrain_textsep.inference import load_separator
+    from speechbrain_textsep.inference.export import export_recipe_run
+    from speechbrain_textsep.training.experiment import (
+        DEFAULT_INFERENCE_HPARAMS,
+        EXPORTED_KEYS,
+    )
+
+    try:
+        card = export_recipe_run(
+            args.run,
+            args.out,
+            args.template or DEFAULT_INFERENCE_HPARAMS,
+            EXPORTED_KEYS,
+        )
+    except (OSError, ValueError) as e:
+        raise CommandError(str(e)) from e
+    load_separator(args.out)  # the folder must load before we say it is done
+    print(args.out)
+    print(card)
 
 
 def build_parser():
@@ -61,22 +222,89 @@ def build_parser():
         prog="textsep", description="Separate the sound you describe."
     )
     commands = parser.add_subparsers(dest="command", required=True)
-    separate = commands.add_parser("separate", help="separate a queried sound")
-    separate.add_argument("inputs", nargs="+", help="audio files")
-    separate.add_argument("--model", required=True, help="model folder or hub id")
-    separate.add_argument("--query", required=True, help="text of the sound to keep")
+
+    def model_options(sub):
+        sub.add_argument("--model", required=True, help="model folder or hub id")
+        sub.add_argument("--savedir", help="where fetched model files are collected")
+        sub.add_argument("--device", help="e.g. cpu, cuda:0 (default: cpu)")
+        sub.add_argument(
+            "--trust-remote-code",
+            action="store_true",
+            help="load a model whose hyperparams.yaml uses code outside the "
+            "allowed packages",
+        )
+
+    separate = commands.add_parser("separate", help="separate queried sounds")
+    separate.add_argument("inputs", nargs="+", help="audio files or folders")
+    model_options(separate)
+    separate.add_argument(
+        "--query", action="append", help="text of a sound to keep (repeatable)"
+    )
+    separate.add_argument("--negative", help="text of a sound to suppress")
+    separate.add_argument(
+        "--image", nargs="+", help="image(s) of the sound's source (averaged)"
+    )
+    separate.add_argument(
+        "--audio-query", nargs="+", help="example recording(s) of the sound"
+    )
+    separate.add_argument(
+        "--negative-audio", nargs="+", help="example recording(s) to suppress"
+    )
     separate.add_argument("--out", required=True, help="output folder")
-    separate.add_argument("--savedir", help="where the model files are collected")
+    separate.add_argument(
+        "--channels",
+        choices=["mix", "separate"],
+        default="mix",
+        help="mix: downmix to mono; separate: each channel on its own",
+    )
+    separate.add_argument(
+        "--model-rate",
+        action="store_true",
+        help="write at the model's rate (default: the input's rate and length)",
+    )
+    separate.add_argument(
+        "--format", default="wav", choices=["wav", "flac", "ogg", "mp3"]
+    )
+    separate.add_argument(
+        "--no-prompt-ensemble", action="store_true", help="embed texts verbatim"
+    )
     separate.add_argument("--plot", action="store_true", help="spectrogram figures")
     separate.set_defaults(run=_separate)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="score a model on a list of 2-source mixtures"
+    )
+    model_options(evaluate)
+    evaluate.add_argument(
+        "--mixtures", required=True, help="CSV: ID,source1,label1,source2,label2"
+    )
+    evaluate.add_argument(
+        "--clips", required=True, help="clip manifest: ID,audio,...,duration"
+    )
+    evaluate.add_argument("--out", required=True, help="output folder")
+    evaluate.add_argument("--segment-samples", type=int, default=65535)
+    evaluate.add_argument("--max-mixtures", type=int)
+    evaluate.set_defaults(run=_evaluate)
+
+    export = commands.add_parser(
+        "export", help="a recipe output folder -> a model folder with a card"
+    )
+    export.add_argument("run", help="recipe output folder (hyperparams.yaml, save/)")
+    export.add_argument("--out", required=True, help="model folder to write")
+    export.add_argument("--template", help="inference hparams template")
+    export.set_defaults(run=_export)
     return parser
 
 
 def main(argv=None):
     """Entry point of the ``textsep`` console script."""
     args = build_parser().parse_args(argv)
-    with torch.inference_mode():
-        args.run(args)
+    try:
+        with torch.inference_mode():
+            args.run(args)
+    except CommandError as e:
+        print(e, file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,5 +1,15 @@
 """Pretrained interfaces (``from_hparams``) of the separators."""
 
+from speechbrain_textsep.inference.base import BaseQuerySeparator, FileResult
+from speechbrain_textsep.inference.interfaces import INTERFACES, load_separator
+from speechbrain_textsep.inference.queries import Query
 from speechbrain_textsep.inference.separator import QuerySeparator
 
-__all__ = ["QuerySeparator"]
+__all__ = [
+    "INTERFACES",
+    "BaseQuerySeparator",
+    "FileResult",
+    "Query",
+    "QuerySeparator",
+    "load_separator",
+]

@@ -4,10 +4,15 @@ Authors
  * speechbrain-textsep contributors
 """
 
+import csv
+import json
 import os
+import shutil
 
 import torch
+import yaml
 from hyperpyyaml import resolve_references
+from speechbrain.utils.checkpoints import Checkpointer
 
 MASK_NET_FILE = "mask_net.ckpt"
 QUERY_ENCODER_FILE = "query_encoder.ckpt"
@@ -39,11 +44,48 @@ def export_model(out_dir, template, overrides, mask_net, query_encoder=None):
     str
         Path of the written ``hyperparams.yaml``.
     """
+    encoder_state = None
+    if overrides.get("query_encoder_in_folder"):
+        if query_encoder is None:
+            raise ValueError(
+                "query_encoder_in_folder is set but no query_encoder given"
+            )
+        encoder_state = query_encoder.state_dict()
+    return write_model_folder(
+        out_dir, template, overrides, mask_net.state_dict(), encoder_state
+    )
+
+
+def write_model_folder(
+    out_dir, template, overrides, mask_net_state, query_encoder_state=None
+):
+    """Writes ``hyperparams.yaml`` and the weight files of a model folder.
+
+    Arguments
+    ---------
+    out_dir : str
+        Folder to create.
+    template : str
+        Inference hyperparameters with HyperPyYAML tags.
+    overrides : dict
+        Values resolved into ``hyperparams.yaml``.
+    mask_net_state : dict
+        State dict of the mask network (training-only keys are dropped).
+    query_encoder_state : dict, optional
+        State dict of the query encoder, for ``query_encoder_in_folder``.
+
+    Returns
+    -------
+    str
+        Path of the written ``hyperparams.yaml``.
+    """
     if not os.path.isfile(template):
         raise FileNotFoundError(
             f"inference hyperparameters template not found: {template} (it is "
             "hparams/clipsep.yaml in the repository; set `inference_hparams`)"
         )
+    if overrides.get("query_encoder_in_folder") and query_encoder_state is None:
+        raise ValueError("query_encoder_in_folder is set but no query encoder state")
     os.makedirs(out_dir, exist_ok=True)
     with open(template) as f:
         resolved = resolve_references(
@@ -54,16 +96,188 @@ def export_model(out_dir, template, overrides, mask_net, query_encoder=None):
         f.write(resolved)
     state = {
         key: value
-        for key, value in mask_net.state_dict().items()
+        for key, value in mask_net_state.items()
         if not key.startswith(TRAINING_ONLY_PREFIXES)
     }
     torch.save(state, os.path.join(out_dir, MASK_NET_FILE))
     if overrides.get("query_encoder_in_folder"):
-        if query_encoder is None:
-            raise ValueError(
-                "query_encoder_in_folder is set but no query_encoder given"
-            )
-        torch.save(
-            query_encoder.state_dict(), os.path.join(out_dir, QUERY_ENCODER_FILE)
-        )
+        torch.save(query_encoder_state, os.path.join(out_dir, QUERY_ENCODER_FILE))
     return hparams_path
+
+
+class _TolerantLoader(yaml.SafeLoader):
+    """Reads plain values of a HyperPyYAML file; tagged objects become None."""
+
+
+_TolerantLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def read_plain_hparams(path):
+    """Plain values (numbers, strings, lists, dicts) of a saved recipe yaml.
+
+    Objects (``!new:`` ...) are not built: exporting a run needs none of
+    them, nor the network access a pretrained CLIP would need.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "hyperparams.yaml")
+    >>> with open(path, "w") as f:
+    ...     _ = f.write("ngf: 16\\nmodel: !new:torch.nn.Linear [2, 2]\\n")
+    >>> read_plain_hparams(path)
+    {'ngf': 16, 'model': None}
+    """
+    with open(path, encoding="utf-8") as f:
+        return yaml.load(f, Loader=_TolerantLoader)
+
+
+def best_checkpoint(save_folder, key="sdri"):
+    """The recipe checkpoint with the highest ``key`` (validation SDRi).
+
+    Returns
+    -------
+    speechbrain.utils.checkpoints.Checkpoint
+    """
+    if not os.path.isdir(save_folder):
+        raise FileNotFoundError(f"no checkpoint folder {save_folder}")
+    checkpoint = Checkpointer(save_folder).find_checkpoint(max_key=key)
+    if checkpoint is None:
+        raise FileNotFoundError(f"no checkpoint with a '{key}' in {save_folder}")
+    return checkpoint
+
+
+def export_recipe_run(run_folder, out_dir, template, exported_keys):
+    """Exports the best checkpoint of a recipe run, with a model card.
+
+    Arguments
+    ---------
+    run_folder : str
+        A recipe's output folder (``hyperparams.yaml``, ``save/``, and the
+        ``test_summary.json`` of its test evaluation if it ran).
+    out_dir : str
+        Model folder to write (``from_hparams`` source).
+    template : str
+        Inference hyperparameters template (``hparams/clipsep.yaml``).
+    exported_keys : sequence of str
+        Recipe keys that describe the model and go into ``hyperparams.yaml``.
+
+    Returns
+    -------
+    str
+        Path of the written model card (``README.md``).
+    """
+    hparams_path = os.path.join(run_folder, "hyperparams.yaml")
+    if not os.path.isfile(hparams_path):
+        raise FileNotFoundError(
+            f"{run_folder} is not a recipe output folder (no hyperparams.yaml)"
+        )
+    hparams = read_plain_hparams(hparams_path)
+    missing = [key for key in exported_keys if key not in hparams]
+    if missing:
+        raise ValueError(f"{hparams_path} lacks {missing}: not a CLIPSep recipe run")
+    checkpoint = best_checkpoint(os.path.join(run_folder, "save"))
+    overrides = {key: hparams[key] for key in exported_keys}
+    overrides["text_prompts"] = list(hparams["eval_prompts"])
+    local = "query_encoder" in checkpoint.paramfiles
+    overrides["query_encoder_in_folder"] = local
+    if local:
+        overrides["clip_pretrained"] = None
+    states = {
+        name: torch.load(checkpoint.paramfiles[name], weights_only=True)
+        for name in (["mask_net", "query_encoder"] if local else ["mask_net"])
+    }
+    write_model_folder(
+        out_dir, template, overrides, states["mask_net"], states.get("query_encoder")
+    )
+    summary = None
+    summary_path = os.path.join(run_folder, "test_summary.json")
+    if os.path.isfile(summary_path):
+        with open(summary_path) as f:
+            summary = json.load(f)
+        shutil.copy(summary_path, os.path.join(out_dir, "test_summary.json"))
+    return write_model_card(out_dir, hparams, checkpoint.meta, summary)
+
+
+def _training_data(hparams):
+    """One line on the training clips of a run (count and labels if readable)."""
+    train_csv = hparams.get("train_csv")
+    if not train_csv or not os.path.isfile(train_csv):
+        return f"the clips listed in `{train_csv}` (not readable from here)"
+    with open(train_csv, newline="") as f:
+        labels = [row.get("label", "") for row in csv.DictReader(f)]
+    names = ", ".join(sorted(set(labels)))
+    return (
+        f"{len(labels)} single-source clips of {len(set(labels))} classes "
+        f"({names}) listed in `{train_csv}`"
+    )
+
+
+def write_model_card(out_dir, hparams, meta, summary):
+    """Writes ``README.md``: what the model is, its training data and figures.
+
+    Arguments
+    ---------
+    out_dir : str
+        The model folder.
+    hparams : dict
+        Plain values of the recipe run (see :func:`read_plain_hparams`).
+    meta : dict
+        Metadata of the exported checkpoint (validation ``sdri``...).
+    summary : dict, optional
+        Test summary of the run (``test_summary.json``).
+
+    Returns
+    -------
+    str
+        Path of the card.
+    """
+    experiment = hparams.get("experiment", "a CLIPSep-family model")
+    query_mode = hparams.get("query_mode", "text")
+    clip = (
+        "a CLIP trained or initialised locally (weights in this folder)"
+        if not hparams.get("clip_pretrained") or hparams.get("clip_model_cfg")
+        else f"open_clip {hparams['clip_model']} / {hparams['clip_pretrained']}"
+    )
+    lines = [
+        "---",
+        "library_name: speechbrain",
+        "tags: [audio-source-separation, text-queried-separation, clipsep]",
+        "---",
+        f"# {experiment}",
+        "",
+        f"A CLIPSep-family separator trained with {query_mode} queries "
+        f"(U-Net: {hparams.get('levels')} levels, ngf {hparams.get('ngf')}, "
+        f"{hparams.get('n_maps')} maps; query encoder: {clip}; "
+        f"{hparams.get('sample_rate')} Hz). Load it with "
+        "`speechbrain_textsep.inference.QuerySeparator.from_hparams(source=...)` "
+        "or run `textsep separate IN --model <this folder> --query TEXT --out DIR`.",
+        "",
+        "## Training data",
+        "",
+        f"{_training_data(hparams)}; seed {hparams.get('seed')}, "
+        f"{hparams.get('number_of_epochs')} epochs of batch "
+        f"{hparams.get('batch_size')}. Exported checkpoint: validation SDRi "
+        f"{float(meta.get('sdri', float('nan'))):.2f} dB.",
+        "",
+        "## Test results",
+        "",
+    ]
+    if summary:
+        lines += [
+            f"On `{hparams.get('test_mixtures_csv')}` (2-source mixtures, each "
+            "source queried by its label; SDR = BSS Eval v4 / museval):",
+            "",
+            "| metric | mean | SEM | median | count |",
+            "|---|---|---|---|---|",
+        ]
+        for key, stats in summary.items():
+            lines.append(
+                f"| {key} | {stats['mean']:.2f} | {stats.get('sem', float('nan')):.2f}"
+                f" | {stats['median']:.2f} | {stats['count']} |"
+            )
+    else:
+        lines.append("The run has no test evaluation (no test_summary.json).")
+    path = os.path.join(out_dir, "README.md")
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return path

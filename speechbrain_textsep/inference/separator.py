@@ -4,43 +4,27 @@ Authors
  * speechbrain-textsep contributors
 """
 
-import os
-
-import torch
-from speechbrain.inference.interfaces import Pretrained
+from speechbrain_textsep.inference.base import BaseQuerySeparator
+from speechbrain_textsep.inference.queries import as_query
 
 
-def check_mixtures(mixtures):
-    """Raises a clear ``ValueError`` for mixtures the separator cannot take.
-
-    Example
-    -------
-    >>> check_mixtures(torch.zeros(2, 100))
-    >>> check_mixtures(torch.full((1, 100), float("nan")))
-    Traceback (most recent call last):
-    ...
-    ValueError: the mixture contains NaN or infinite samples
-    """
-    if mixtures.dim() != 2:
-        raise ValueError(f"mixtures must be [batch, time], got {tuple(mixtures.shape)}")
-    if mixtures.shape[-1] == 0:
-        raise ValueError("the mixture is empty (0 samples)")
-    if not torch.isfinite(mixtures).all():
-        raise ValueError("the mixture contains NaN or infinite samples")
-
-
-class QuerySeparator(Pretrained):
-    """Separates the sound a query describes, loaded with ``from_hparams``.
+class QuerySeparator(BaseQuerySeparator):
+    """CLIPSep-family separator (CLIPSep, CLIPSep-Text, CLIPSep-NIT).
 
     The model folder (local or on the hub) holds ``hyperparams.yaml``, built
     from ``hparams/clipsep.yaml``, and the checkpoints its ``pretrainer``
     loads (``mask_net.ckpt`` and, for a CLIP not fetched by open_clip,
     ``query_encoder.ckpt``). Text queries are embedded with the prompt
-    ensemble ``text_prompts`` of the hyperparameters.
+    ensemble ``text_prompts`` of the hyperparameters (or verbatim with
+    ``Query(text, prompt_ensemble=False)``); image queries (one or more
+    images, embeddings averaged) with the CLIP image tower. CLIPSep takes no
+    example-audio and no negative queries. Everything else (files, long
+    inputs, batches, loading) is :class:`BaseQuerySeparator`.
 
     Example
     -------
     >>> import tempfile
+    >>> import torch
     >>> from speechbrain_textsep.encoders.clip import TINY_CLIP_CFG, CLIPQueryEncoder
     >>> from speechbrain_textsep.inference.export import export_model
     >>> from speechbrain_textsep.models.clipsep import CLIPSep
@@ -59,6 +43,7 @@ class QuerySeparator(Pretrained):
     torch.Size([2, 16000])
     """
 
+    QUERY_KINDS = ("text", "image")
     MODULES_NEEDED = ["separator", "query_encoder"]
     HPARAMS_NEEDED = ["sample_rate", "text_prompts"]
 
@@ -68,69 +53,24 @@ class QuerySeparator(Pretrained):
             texts, ensemble=self.hparams.text_prompts
         )
 
-    def _queries(self, queries, batch_size):
-        """``[B, D]`` embeddings from a string, B strings or a ``[B, D]`` tensor."""
-        if isinstance(queries, torch.Tensor):
-            embeddings = queries.to(self.device)
-        else:
-            texts = (
-                [queries] * batch_size if isinstance(queries, str) else list(queries)
-            )
-            embeddings = self.encode_text(texts)
-        if embeddings.dim() != 2 or embeddings.shape[0] != batch_size:
+    def check_query(self, query):
+        """A validated query: a text or images (not both)."""
+        query = as_query(query)
+        if query.text and query.images:
             raise ValueError(
-                f"expected one query per mixture ({batch_size}), got "
-                f"{embeddings.shape[0] if embeddings.dim() else 0}"
+                "a CLIPSep query is a text or images, not both: give two queries"
             )
-        return embeddings
+        return super().check_query(query)
 
-    def separate_batch(self, mixtures, queries):
-        """Separates one queried source from every mixture of a batch.
+    def embed_query(self, query):
+        """CLIP embedding ``[D]`` of a text query or of images (averaged)."""
+        encoder = self.mods.query_encoder
+        if query.text:
+            if query.prompt_ensemble:
+                return self.encode_text([query.text])[0]
+            return encoder.encode_text([query.text])[0]
+        return encoder.encode_image([query.images])[0]
 
-        Arguments
-        ---------
-        mixtures : torch.Tensor
-            ``[B, L]`` mixtures at the model's sample rate.
-        queries : str, list of str or torch.Tensor
-            One text for all mixtures, one text per mixture, or ``[B, D]``
-            query embeddings.
-
-        Returns
-        -------
-        torch.Tensor
-            ``[B, L]`` estimates.
-        """
-        check_mixtures(mixtures)
-        mixtures = mixtures.to(self.device).float()
-        with torch.no_grad():
-            embeddings = self._queries(queries, mixtures.shape[0])
-            return self.mods.separator(mixtures, embeddings)
-
-    def separate_file(self, path, query, savedir=None):
-        """Separates the queried source from an audio file.
-
-        The file is resampled to the model's rate and mixed down to mono by
-        SpeechBrain's audio normaliser.
-
-        Arguments
-        ---------
-        path : str
-            Audio file: a local path, or with ``savedir`` a URL or hub file.
-        query : str
-            Text describing the sound to extract.
-        savedir : str, optional
-            Where a remote file is fetched to.
-
-        Returns
-        -------
-        torch.Tensor
-            ``[L]`` estimate at the model's sample rate.
-        """
-        if "://" not in str(path) and not os.path.isfile(path) and savedir is None:
-            raise FileNotFoundError(f"audio file not found: {path}")
-        mixture = self.load_audio(path, savedir=savedir)
-        return self.separate_batch(mixture[None], query)[0]
-
-    def forward(self, mixtures, queries):
-        """Same as :meth:`separate_batch`."""
-        return self.separate_batch(mixtures, queries)
+    def separate_windows(self, mixtures, conditioning):
+        """Soft-mask estimates ``[N, Q, L]`` (the U-Net runs once a mixture)."""
+        return self.mods.separator(mixtures, conditioning)
