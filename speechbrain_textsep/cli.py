@@ -1,11 +1,13 @@
-"""The ``textsep`` command: separate, evaluate, export.
+"""The ``textsep`` command: separate, evaluate, export, import.
 
 ``textsep separate IN... --model SRC --query TEXT [--negative TEXT]
 [--image IMG ...] [--audio-query WAV ...] --out DIR [--plot]`` separates the
 queried sounds from audio files or folders of them;
 ``textsep evaluate --model SRC --mixtures CSV --clips CSV --out DIR`` scores
 a model on a list of 2-source mixtures; ``textsep export RUN --out DIR``
-turns a recipe's output folder into a model folder with a model card.
+turns a recipe's output folder into a model folder with a model card;
+``textsep import clipsep --checkpoint best_model.pt --train-args
+train-args.json --out DIR`` converts a checkpoint of the authors' code.
 
 Inputs are checked before anything is loaded or written: a bad input stops
 the command with a message naming it, and no output file is left half
@@ -204,7 +206,7 @@ def _export(args):
 
     try:
         card = export_recipe_run(
-            args.run,
+            args.run_folder,
             args.out,
             args.template or DEFAULT_INFERENCE_HPARAMS,
             EXPORTED_KEYS,
@@ -214,6 +216,22 @@ def _export(args):
     load_separator(args.out)  # the folder must load before we say it is done
     print(args.out)
     print(card)
+
+
+def _import(args):
+    from speechbrain_textsep.convert import (
+        CheckpointImportError,
+        import_clipsep_checkpoint,
+    )
+
+    for path in (args.checkpoint, args.train_args):
+        if not os.path.isfile(path):
+            raise CommandError(f"file not found: {path}")
+    try:
+        out = import_clipsep_checkpoint(args.checkpoint, args.train_args, args.out)
+    except (CheckpointImportError, OSError) as e:
+        raise CommandError(str(e)) from e
+    print(out)
 
 
 def build_parser():
@@ -289,10 +307,25 @@ def build_parser():
     export = commands.add_parser(
         "export", help="a recipe output folder -> a model folder with a card"
     )
-    export.add_argument("run", help="recipe output folder (hyperparams.yaml, save/)")
+    export.add_argument(
+        "run_folder",
+        metavar="RUN",
+        help="recipe output folder (hyperparams.yaml, save/)",
+    )
     export.add_argument("--out", required=True, help="model folder to write")
     export.add_argument("--template", help="inference hparams template")
     export.set_defaults(run=_export)
+
+    importer = commands.add_parser(
+        "import", help="a checkpoint of the authors' code -> a model folder"
+    )
+    importer.add_argument("system", choices=["clipsep"], help="whose checkpoint")
+    importer.add_argument(
+        "--checkpoint", required=True, help="best_model.pt (CLIPSep or CLIPSep-NIT)"
+    )
+    importer.add_argument("--train-args", required=True, help="its train-args.json")
+    importer.add_argument("--out", required=True, help="model folder to write")
+    importer.set_defaults(run=_import)
     return parser
 
 

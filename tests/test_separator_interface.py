@@ -237,7 +237,9 @@ def test_checkpoints_load_as_plain_tensors_only(model_dir, tmp_path):
     state = torch.load(folder / "mask_net.ckpt", weights_only=True)
     state["extra"] = Image.new("RGB", (1, 1))  # an arbitrary pickled object
     torch.save(state, folder / "mask_net.ckpt")
-    with pytest.raises(ValueError, match="mask_net weights .* weights_only=True .*PIL.Image"):
+    with pytest.raises(
+        ValueError, match="mask_net weights .* weights_only=True .*PIL.Image"
+    ):
         QuerySeparator.from_hparams(source=str(folder))
 
 
