@@ -226,10 +226,15 @@ class BaseQuerySeparator(Pretrained):
         return self.embed_queries([queries])[None].expand(batch_size, -1, -1), True
 
     # ----------------------------------------------------------- separation
+    def window_samples(self):
+        """Window length of long inputs (``window_seconds``, default 10 s)."""
+        seconds = getattr(self.hparams, "window_seconds", 10.0)
+        return int(round(seconds * self.hparams.sample_rate))
+
     def _separate(self, mixtures, conditioning, progress=False):
         """``[B, L]`` (CPU) and ``[B, Q, D]`` -> ``[B, Q, L]`` (CPU), windowed."""
         rate = self.hparams.sample_rate
-        window = int(round(getattr(self.hparams, "window_seconds", 10.0) * rate))
+        window = self.window_samples()
         overlap = int(round(getattr(self.hparams, "overlap_seconds", 1.0) * rate))
         batch_size = getattr(self.hparams, "window_batch_size", 1)
 
@@ -392,7 +397,7 @@ class BaseQuerySeparator(Pretrained):
             Records the error of an unusable input in its result and goes on
             (nothing is written for it) instead of raising.
         progress : bool
-            Progress bar over the files.
+            Progress bar over the files (over the windows of a single file).
 
         Returns
         -------
@@ -434,7 +439,7 @@ class BaseQuerySeparator(Pretrained):
                         resample_back,
                         audio_format,
                         plot,
-                        progress,
+                        progress and len(paths) == 1,
                     )
                 )
             except (OSError, AudioReadError) as e:
@@ -457,7 +462,7 @@ class BaseQuerySeparator(Pretrained):
         progress,
     ):
         signal, rate, estimates = self._separate_path(
-            path, queries, None, channels, resample_back, progress and out_dir is None
+            path, queries, None, channels, resample_back, progress
         )
         if channels == "mix":
             estimates = estimates[:, 0]

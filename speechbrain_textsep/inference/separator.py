@@ -6,6 +6,7 @@ Authors
 
 from speechbrain_textsep.inference.base import BaseQuerySeparator
 from speechbrain_textsep.inference.queries import as_query
+from speechbrain_textsep.processing.spectral import padded_length
 
 
 class QuerySeparator(BaseQuerySeparator):
@@ -70,6 +71,13 @@ class QuerySeparator(BaseQuerySeparator):
                 return self.encode_text([query.text])[0]
             return encoder.encode_text([query.text])[0]
         return encoder.encode_image([query.images])[0]
+
+    def window_samples(self):
+        """``window_seconds`` rounded up to a length the U-Net takes unpadded."""
+        spectral = self.mods.separator.spectral
+        return padded_length(
+            super().window_samples(), spectral.hop_length, spectral.frame_multiple
+        )
 
     def separate_windows(self, mixtures, conditioning):
         """Soft-mask estimates ``[N, Q, L]`` (the U-Net runs once a mixture)."""
