@@ -101,6 +101,7 @@ class BaseQuerySeparator(Pretrained):
     def from_hparams(
         cls,
         source,
+        hparams_file="hyperparams.yaml",
         savedir=None,
         overrides=None,
         trust_remote_code=False,
@@ -121,6 +122,8 @@ class BaseQuerySeparator(Pretrained):
         ---------
         source : str
             Model folder, URL or Hugging Face repository id.
+        hparams_file : str
+            Name of the hyperparameters file in the folder.
         savedir : str, optional
             Where fetched files are collected.
         overrides : dict, optional
@@ -140,6 +143,7 @@ class BaseQuerySeparator(Pretrained):
         """
         hparams = build_from_folder(
             source,
+            hparams_file=hparams_file,
             savedir=savedir,
             overrides=overrides,
             trust_remote_code=trust_remote_code,

@@ -213,6 +213,7 @@ def load_weights(module, path, name):
 
 def build_from_folder(
     source,
+    hparams_file="hyperparams.yaml",
     savedir=None,
     overrides=None,
     trust_remote_code=False,
@@ -224,6 +225,8 @@ def build_from_folder(
     ---------
     source : str
         Local folder, URL or hub repository id.
+    hparams_file : str
+        Name of the hyperparameters file in the folder.
     savedir : str, optional
         Where the fetched files are collected.
     overrides : dict, optional
@@ -238,7 +241,7 @@ def build_from_folder(
     dict
         The loaded hyperparameters, with weights in their modules.
     """
-    hparams_path = fetch_model_file("hyperparams.yaml", source, savedir, fetch_config)
+    hparams_path = fetch_model_file(hparams_file, source, savedir, fetch_config)
     with open(hparams_path, encoding="utf-8") as f:
         text = f.read()
     if not trust_remote_code:
