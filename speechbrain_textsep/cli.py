@@ -199,18 +199,10 @@ def _evaluate(args):
 def _export(args):
     from speechbrain_textsep.inference import load_separator
     from speechbrain_textsep.inference.export import export_recipe_run
-    from speechbrain_textsep.training.experiment import (
-        DEFAULT_INFERENCE_HPARAMS,
-        EXPORTED_KEYS,
-    )
+    from speechbrain_textsep.training.experiment import EXPORTS
 
     try:
-        card = export_recipe_run(
-            args.run_folder,
-            args.out,
-            args.template or DEFAULT_INFERENCE_HPARAMS,
-            EXPORTED_KEYS,
-        )
+        card = export_recipe_run(args.run_folder, args.out, EXPORTS, args.template)
     except (OSError, ValueError) as e:
         raise CommandError(str(e)) from e
     load_separator(args.out)  # the folder must load before we say it is done

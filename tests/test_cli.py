@@ -195,6 +195,9 @@ def test_export_writes_a_loadable_folder_with_a_model_card(
         summary = json.load(f)
     assert f"| sdri | {summary['sdri']['mean']:.2f} |" in card
     assert "24 single-source clips of 3 classes (flute, tuba, xylophone)" in card
+    # the recipe's own export at the end of training has the same card
+    with open(os.path.join(trained, "model", "README.md")) as f:
+        assert f.read() == card
     # the best checkpoint is the one the recipe exported after training
     exported = QuerySeparator.from_hparams(source=str(out))
     original = QuerySeparator.from_hparams(source=os.path.join(trained, "model"))

@@ -146,7 +146,7 @@ def best_checkpoint(save_folder, key="sdri"):
     return checkpoint
 
 
-def export_recipe_run(run_folder, out_dir, template, exported_keys):
+def export_recipe_run(run_folder, out_dir, exports, template=None):
     """Exports the best checkpoint of a recipe run, with a model card.
 
     Arguments
@@ -156,10 +156,11 @@ def export_recipe_run(run_folder, out_dir, template, exported_keys):
         ``test_summary.json`` of its test evaluation if it ran).
     out_dir : str
         Model folder to write (``from_hparams`` source).
-    template : str
-        Inference hyperparameters template (``hparams/clipsep.yaml``).
-    exported_keys : sequence of str
-        Recipe keys that describe the model and go into ``hyperparams.yaml``.
+    exports : dict
+        ``model_kind`` -> (inference template, recipe keys that describe the
+        model), e.g. :data:`speechbrain_textsep.training.experiment.EXPORTS`.
+    template : str, optional
+        Inference template to use instead of the model kind's.
 
     Returns
     -------
@@ -172,22 +173,36 @@ def export_recipe_run(run_folder, out_dir, template, exported_keys):
             f"{run_folder} is not a recipe output folder (no hyperparams.yaml)"
         )
     hparams = read_plain_hparams(hparams_path)
-    missing = [key for key in exported_keys if key not in hparams]
+    kind = hparams.get("model_kind", "clipsep")
+    if kind not in exports:
+        raise ValueError(
+            f"a {kind} model cannot be exported for the pretrained interfaces "
+            f"(exportable: {', '.join(exports)})"
+        )
+    kind_template, keys = exports[kind]
+    missing = [key for key in keys if key not in hparams]
     if missing:
-        raise ValueError(f"{hparams_path} lacks {missing}: not a CLIPSep recipe run")
+        raise ValueError(f"{hparams_path} lacks {missing} for a {kind} model")
     checkpoint = best_checkpoint(os.path.join(run_folder, "save"))
-    overrides = {key: hparams[key] for key in exported_keys}
+    overrides = {key: hparams[key] for key in keys}
     overrides["text_prompts"] = list(hparams["eval_prompts"])
     local = "query_encoder" in checkpoint.paramfiles
     overrides["query_encoder_in_folder"] = local
-    if local:
-        overrides["clip_pretrained"] = None
+    names = ["mask_net", "query_encoder"] if local else ["mask_net"]
     states = {
         name: torch.load(checkpoint.paramfiles[name], weights_only=True)
-        for name in (["mask_net", "query_encoder"] if local else ["mask_net"])
+        for name in names
     }
+    if local and kind == "clipsep":
+        overrides["clip_pretrained"] = None
+    if kind == "labelsep":
+        overrides["labels"] = list(states["query_encoder"]["_extra_state"]["labels"])
     write_model_folder(
-        out_dir, template, overrides, states["mask_net"], states.get("query_encoder")
+        out_dir,
+        template or kind_template,
+        overrides,
+        states["mask_net"],
+        states.get("query_encoder"),
     )
     summary = None
     summary_path = os.path.join(run_folder, "test_summary.json")
@@ -212,6 +227,16 @@ def _training_data(hparams):
     )
 
 
+def _summary_tables(summary, title=""):
+    """(title, {metric: stats}) of a flat or nested (set/query mode) summary."""
+    if summary and all(isinstance(v, dict) and "mean" in v for v in summary.values()):
+        yield title, summary
+        return
+    for name, sub in summary.items():
+        if isinstance(sub, dict):
+            yield from _summary_tables(sub, f"{title} / {name}" if title else name)
+
+
 def write_model_card(out_dir, hparams, meta, summary):
     """Writes ``README.md``: what the model is, its training data and figures.
 
@@ -231,24 +256,32 @@ def write_model_card(out_dir, hparams, meta, summary):
     str
         Path of the card.
     """
-    experiment = hparams.get("experiment", "a CLIPSep-family model")
-    query_mode = hparams.get("query_mode", "text")
-    clip = (
-        "a CLIP trained or initialised locally (weights in this folder)"
-        if not hparams.get("clip_pretrained") or hparams.get("clip_model_cfg")
-        else f"open_clip {hparams['clip_model']} / {hparams['clip_pretrained']}"
+    kind = hparams.get("model_kind", "clipsep")
+    family = {"clipsep": "CLIPSep-family", "labelsep": "LabelSep"}.get(
+        kind, kind.upper() if kind == "pit" else "BERTSep"
     )
+    experiment = hparams.get("experiment", f"a {family} model")
+    if kind == "clipsep":
+        encoder = (
+            "a CLIP trained or initialised locally (weights in this folder)"
+            if not hparams.get("clip_pretrained") or hparams.get("clip_model_cfg")
+            else f"open_clip {hparams['clip_model']} / {hparams['clip_pretrained']}"
+        )
+    elif kind == "bertsep":
+        encoder = f"frozen {hparams.get('bert_source')}"
+    else:
+        encoder = "a label embedding trained with the model (weights in this folder)"
     lines = [
         "---",
         "library_name: speechbrain",
-        "tags: [audio-source-separation, text-queried-separation, clipsep]",
+        f"tags: [audio-source-separation, text-queried-separation, {kind}]",
         "---",
         f"# {experiment}",
         "",
-        f"A CLIPSep-family separator trained with {query_mode} queries "
-        f"(U-Net: {hparams.get('levels')} levels, ngf {hparams.get('ngf')}, "
-        f"{hparams.get('n_maps')} maps; query encoder: {clip}; "
-        f"{hparams.get('sample_rate')} Hz). Load it with "
+        f"A {family} separator trained with {hparams.get('query_mode', 'text')} "
+        f"queries (U-Net: {hparams.get('levels')} levels, ngf "
+        f"{hparams.get('ngf')}, {hparams.get('n_maps')} maps; query encoder: "
+        f"{encoder}; {hparams.get('sample_rate')} Hz). Load it with "
         "`speechbrain_textsep.inference.QuerySeparator.from_hparams(source=...)` "
         "or run `textsep separate IN --model <this folder> --query TEXT --out DIR`.",
         "",
@@ -261,22 +294,26 @@ def write_model_card(out_dir, hparams, meta, summary):
         "",
         "## Test results",
         "",
+        "SDR is BSS Eval v4 (museval, one window over the clip); SDRi and "
+        "SI-SDRi subtract the mixture's. Each 2-source test mixture is "
+        "separated by querying its sources' labels.",
     ]
-    if summary:
+    tables = list(_summary_tables(summary or {}))
+    for title, table in tables:
         lines += [
-            f"On `{hparams.get('test_mixtures_csv')}` (2-source mixtures, each "
-            "source queried by its label; SDR = BSS Eval v4 / museval):",
+            "",
+            f"{title or hparams.get('test_mixtures_csv')}:",
             "",
             "| metric | mean | SEM | median | count |",
             "|---|---|---|---|---|",
         ]
-        for key, stats in summary.items():
+        for key, stats in table.items():
             lines.append(
                 f"| {key} | {stats['mean']:.2f} | {stats.get('sem', float('nan')):.2f}"
                 f" | {stats['median']:.2f} | {stats['count']} |"
             )
-    else:
-        lines.append("The run has no test evaluation (no test_summary.json).")
+    if not tables:
+        lines += ["", "The run has no test evaluation (no test_summary.json)."]
     path = os.path.join(out_dir, "README.md")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")

@@ -63,6 +63,10 @@ class MaskSeparator(nn.Module):
     ...     win_length=64, n_warped=16, frame_multiple=8), net)
     >>> sep(torch.randn(2, 1000), torch.randn(2, 3, 8)).shape
     torch.Size([2, 3, 1000])
+    >>> from speechbrain_textsep.models.pit import PITSep  # query-free
+    >>> pit = MaskSeparator(sep.spectral, PITSep(AudioUNet(4, 4, 3), n_maps=4))
+    >>> pit(torch.randn(2, 1000)).shape
+    torch.Size([2, 2, 1000])
     """
 
     def __init__(self, spectral, mask_net):
@@ -70,35 +74,43 @@ class MaskSeparator(nn.Module):
         self.spectral = spectral
         self.mask_net = mask_net
 
-    def forward(self, mixture, queries):
+    def forward(self, mixture, queries=None):
         """Soft-mask estimates of every queried source.
 
         Arguments
         ---------
         mixture : torch.Tensor
             ``[B, L]`` mixtures.
-        queries : torch.Tensor
-            ``[B, Q, D]`` query embeddings (``[B, D]`` for one query each).
+        queries : torch.Tensor or None
+            ``[B, Q, D]`` query embeddings (``[B, D]`` for one query each);
+            None for a query-free mask network (e.g. PIT), whose every
+            output is returned.
 
         Returns
         -------
         torch.Tensor
-            ``[B, Q, L]`` estimates (``[B, L]`` for ``[B, D]`` queries).
+            ``[B, Q, L]`` estimates (``[B, L]`` for ``[B, D]`` queries;
+            ``[B, K, L]`` for the ``K`` outputs of a query-free network).
         """
         if mixture.dim() != 2:
             raise ValueError(
                 f"mixture must be [batch, time], got {tuple(mixture.shape)}"
             )
-        single = queries.dim() == 2
-        queries = queries.unsqueeze(1) if single else queries
-        if queries.shape[0] != mixture.shape[0]:
-            raise ValueError(
-                f"{queries.shape[0]} query sets for {mixture.shape[0]} mixtures"
-            )
+        single = queries is not None and queries.dim() == 2
+        if queries is not None:
+            queries = queries.unsqueeze(1) if single else queries
+            if queries.shape[0] != mixture.shape[0]:
+                raise ValueError(
+                    f"{queries.shape[0]} query sets for {mixture.shape[0]} mixtures"
+                )
         autocast_off = torch.autocast(device_type=mixture.device.type, enabled=False)
         with autocast_off:
             views = analyze(self.spectral, mixture.float())
-        masks = self.mask_net(views["log_mag"], queries).float().sigmoid()
+        if queries is None:
+            logits = self.mask_net(views["log_mag"])
+        else:
+            logits = self.mask_net(views["log_mag"], queries)
+        masks = logits.float().sigmoid()
         with autocast_off:
             estimates = self.spectral.apply_mask(
                 masks, views["spec"][:, None], mixture.shape[-1]

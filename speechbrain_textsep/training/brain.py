@@ -6,6 +6,7 @@ Authors
 
 import speechbrain as sb
 import torch
+from speechbrain.utils.logger import get_logger
 from speechbrain.utils.metric_stats import MetricStats
 from torch.nn.parallel import DistributedDataParallel
 
@@ -17,10 +18,54 @@ from speechbrain_textsep.training.losses import (
     clipsep_loss,
     mixture_weight,
     nit_loss,
+    pit_mask_loss,
     ratio_mask_targets,
 )
 
-QUERY_MODES = ("text", "image", "hybrid")
+logger = get_logger(__name__)
+
+QUERY_MODES = ("text", "image", "hybrid", "none")
+
+
+def unwrap(module):
+    """The module inside a ``DistributedDataParallel`` wrapper (or itself)."""
+    return module.module if isinstance(module, DistributedDataParallel) else module
+
+
+def is_trainable(module):
+    """True when ``module`` has parameters that require gradients."""
+    return any(p.requires_grad for p in module.parameters())
+
+
+def best_permutation(estimates, sources, mixture):
+    """Reorders 2 query-free outputs to the assignment with the best mean SDRi.
+
+    Arguments
+    ---------
+    estimates : torch.Tensor
+        ``[B, 2, L]`` outputs of a query-free separator.
+    sources : torch.Tensor
+        ``[B, 2, L]`` references.
+    mixture : torch.Tensor
+        ``[B, 2, L]`` the mixture, repeated.
+
+    Returns
+    -------
+    torch.Tensor
+        ``[B, 2, L]`` estimates, output ``n`` aligned with source ``n``.
+
+    Example
+    -------
+    >>> sources = torch.randn(1, 2, 100)
+    >>> mixture = sources.sum(1, keepdim=True).expand(-1, 2, -1)
+    >>> out = best_permutation(sources.flip(1), sources, mixture)
+    >>> torch.equal(out, sources)
+    True
+    """
+    straight = sdr_improvement(estimates, sources, mixture).mean(-1)
+    crossed = sdr_improvement(estimates.flip(1), sources, mixture).mean(-1)
+    swap = (crossed > straight)[:, None, None]
+    return torch.where(swap, estimates.flip(1), estimates)
 
 
 class QuerySeparationBrain(sb.Brain):
@@ -34,14 +79,23 @@ class QuerySeparationBrain(sb.Brain):
     Expected ``modules``: ``mask_net`` (e.g.
     :class:`~speechbrain_textsep.models.clipsep.CLIPSep`), ``spectral`` (a
     :class:`~speechbrain_textsep.processing.spectral.SpectralMasking`) and
-    ``query_encoder`` (frozen, with ``encode_text`` and ``encode_image``).
-    Expected ``hparams``: ``query_mode`` (``text``, ``image`` or ``hybrid``:
-    alternate image and text steps, as the authors), ``train_template``
-    (``"a photo of {}"``), ``mask_kind`` (``binary``: weighted BCE on binary
-    masks, or ``ratio``: weighted L1 on ratio masks), ``nit`` (noise invariant
-    training), ``gain_min``/``gain_max``, ``lr_scheduler`` (per step) and
-    ``checkpointer``. Optional: ``valid_query_mode`` (defaults to the
-    training mode, image for hybrid).
+    ``query_encoder`` (with ``encode_text`` and, for image queries,
+    ``encode_image``). A frozen encoder (CLIP, BERT) runs without gradients;
+    a trainable one (the LabelSep label embedding) is called through its
+    ``forward(labels)`` so that DDP synchronises its gradients.
+    Expected ``hparams``: ``query_mode`` (``text``, ``image``, ``hybrid``:
+    alternate image and text steps, as the authors, or ``none``: a
+    query-free ``mask_net`` such as
+    :class:`~speechbrain_textsep.models.pit.PITSep`, trained with the
+    permutation-invariant loss, and no ``query_encoder``),
+    ``train_template`` (``"a photo of {}"``), ``mask_kind`` (``binary``:
+    weighted BCE on binary masks, or ``ratio``: weighted L1 on ratio
+    masks), ``nit`` (noise invariant training), ``gain_min``/``gain_max``,
+    ``lr_scheduler`` (per step) and ``checkpointer``. Optional:
+    ``valid_query_mode`` (defaults to the training mode, image for hybrid).
+
+    Validation SDRi of a query-free model is measured with the better of
+    the two output-to-source assignments.
     """
 
     def _wrap_distributed(self):
@@ -63,7 +117,7 @@ class QuerySeparationBrain(sb.Brain):
                 )
 
     def query_mode(self, stage):
-        """Query kind of this step: text or image."""
+        """Query kind of this step: text, image or none (query-free)."""
         mode = self.hparams.query_mode
         if mode not in QUERY_MODES:
             raise ValueError(f"query_mode must be one of {QUERY_MODES}, got {mode!r}")
@@ -75,10 +129,19 @@ class QuerySeparationBrain(sb.Brain):
         return mode
 
     def query_embeddings(self, batch, stage):
-        """``[B, D]`` embeddings of every clip's query (frozen encoder)."""
+        """``[B, D]`` embeddings of every clip's query."""
         encoder = self.modules.query_encoder
+        mode = self.query_mode(stage)
+        if is_trainable(encoder):
+            if mode != "text":
+                raise ValueError(
+                    f"a trainable query encoder ({type(unwrap(encoder)).__name__}"
+                    f") takes text labels only, not {mode} queries"
+                )
+            return encoder(batch.label)
+        encoder = unwrap(encoder)
         with torch.no_grad():
-            if self.query_mode(stage) == "text":
+            if mode == "text":
                 return encoder.encode_text(
                     batch.label, template=self.hparams.train_template
                 )
@@ -100,9 +163,6 @@ class QuerySeparationBrain(sb.Brain):
         sources = sources / 2
         mixture = sources.sum(dim=1)
 
-        embeddings = self.query_embeddings(batch, stage)
-        queries = torch.stack([embeddings, embeddings[partner]], dim=1)
-
         spectral = self.modules.spectral
         with torch.autocast(device_type=self.device_type, enabled=False):
             views = analyze(spectral, mixture)
@@ -113,6 +173,15 @@ class QuerySeparationBrain(sb.Brain):
             "views": views,
             "source_mags": source_mags,
         }
+        if self.query_mode(stage) == "none":
+            if self.hparams.nit:
+                raise ValueError(
+                    "nit needs queries: it cannot run with query_mode none"
+                )
+            outputs["logits"] = self.modules.mask_net(views["log_mag"])
+            return outputs
+        embeddings = self.query_embeddings(batch, stage)
+        queries = torch.stack([embeddings, embeddings[partner]], dim=1)
         if self.hparams.nit and stage == sb.Stage.TRAIN:
             outputs["logits"], outputs["noise_logits"] = self.modules.mask_net(
                 views["log_mag"], queries, with_noise=True
@@ -139,7 +208,10 @@ class QuerySeparationBrain(sb.Brain):
                 f"mask_kind must be 'binary' or 'ratio', got {self.hparams.mask_kind!r}"
             )
         weight = mixture_weight(mix_mag)
-        if "noise_logits" in predictions:
+        query_free = self.query_mode(stage) == "none"
+        if query_free:
+            loss, _ = pit_mask_loss(predictions["logits"], targets, weight, kind)
+        elif "noise_logits" in predictions:
             loss = nit_loss(
                 predictions["logits"],
                 predictions["noise_logits"],
@@ -158,7 +230,28 @@ class QuerySeparationBrain(sb.Brain):
                     predictions["mixture"].shape[-1],
                 )
             mixture = predictions["mixture"][:, None].expand_as(estimates)
+            if query_free:
+                estimates = best_permutation(estimates, predictions["sources"], mixture)
             self.sdri_stats.append(batch.id, estimates, predictions["sources"], mixture)
+        return loss
+
+    def evaluate_batch(self, batch, stage):
+        """Evaluates a batch; a batch of one clip cannot be mixed and is skipped.
+
+        Such a batch ends an evaluation set whose size leaves one clip over
+        (per process under DDP). It returns the mean loss of the stage's
+        previous batches, which leaves SpeechBrain's running average
+        unchanged, and adds no SDRi.
+        """
+        if len(batch.id) < 2:
+            logger.warning(
+                f"{stage.name.lower()} batch with a single clip ({batch.id[0]}) "
+                "skipped: mix-and-separate needs 2 clips"
+            )
+            losses = self.eval_losses
+            return torch.tensor(sum(losses) / len(losses) if losses else 0.0)
+        loss = super().evaluate_batch(batch, stage)
+        self.eval_losses.append(float(loss))
         return loss
 
     def on_fit_batch_start(self, batch, should_step):
@@ -167,8 +260,17 @@ class QuerySeparationBrain(sb.Brain):
             self.hparams.lr_scheduler(self.optimizer)
 
     def on_stage_start(self, stage, epoch=None):
-        """Resets the SDRi tracker at validation and test."""
+        """Resets the SDRi tracker at validation and test.
+
+        At training, sets the epoch of a fixed-length epoch sampler
+        (``epoch_sampler``, see ``steps_per_epoch`` in the recipes), which
+        SpeechBrain does not reach outside DDP.
+        """
+        sampler = getattr(self, "epoch_sampler", None)
+        if stage == sb.Stage.TRAIN and sampler is not None and epoch is not None:
+            sampler.set_epoch(epoch)
         if stage != sb.Stage.TRAIN:
+            self.eval_losses = []
             self.sdri_stats = MetricStats(
                 metric=lambda est, ref, mix: sdr_improvement(est, ref, mix).mean(-1)
             )

@@ -9,6 +9,7 @@ Authors
 
 import torch
 import torch.nn.functional as F
+from speechbrain.nnet.losses import PitWrapper
 
 BCE_EPS = 1e-7
 
@@ -195,3 +196,80 @@ def nit_loss(
     invariant = torch.minimum(straight, crossed).mean()
     activity = (noise[:, 0] + noise[:, 1]).mean()
     return invariant + reg_weight * F.relu(activity - reg_threshold)
+
+
+def _pit_base_loss(kind):
+    """Per-bin loss for :class:`speechbrain.nnet.losses.PitWrapper`.
+
+    PitWrapper calls ``base_loss(predictions, targets)`` on one item at a
+    time, with the sources on the last axis. The time-frequency weight rides
+    along in the targets: ``predictions`` is ``[1, F, T, N, N]`` (logits),
+    ``targets`` is ``[2, F, T, N, N]`` with the target masks in row 0 and
+    the mixture weight in row 1.
+    """
+
+    def base_loss(logits, targets_and_weight):
+        targets, weight = targets_and_weight[0], targets_and_weight[1]
+        logits = logits[0].float()
+        if kind == "bce":
+            per_bin = F.binary_cross_entropy_with_logits(
+                logits, targets.float(), reduction="none"
+            )
+        elif kind == "l1":
+            per_bin = (logits.sigmoid() - targets.float()).abs()
+        else:
+            raise ValueError(f"unknown mask loss {kind!r}: use 'bce' or 'l1'")
+        return per_bin * weight
+
+    return base_loss
+
+
+def pit_mask_loss(logits, targets, weight, kind="bce"):
+    """Permutation-invariant weighted mask loss of the PIT baseline.
+
+    For every item, the outputs are assigned to the sources by the
+    permutation with the smallest mean weighted mask loss (for 2 sources:
+    ``min([L(o1, s1) + L(o2, s2)] / 2, [L(o1, s2) + L(o2, s1)] / 2)``, each
+    ``L`` the weighted BCE averaged over frequency and time, as the authors'
+    ``PITSep``); the loss is the mean over the batch. The search is
+    SpeechBrain's :class:`~speechbrain.nnet.losses.PitWrapper`.
+
+    Arguments
+    ---------
+    logits : torch.Tensor
+        ``[B, N, F, T]`` mask logits of the ``N`` outputs.
+    targets : torch.Tensor
+        ``[B, N, F, T]`` target masks of the ``N`` sources.
+    weight : torch.Tensor
+        ``[B, 1, F, T]`` weight from :func:`mixture_weight`.
+    kind : str
+        ``"bce"`` (binary masks) or ``"l1"`` (ratio masks).
+
+    Returns
+    -------
+    loss : torch.Tensor
+        Scalar loss.
+    perms : list of tuple
+        For every item, ``perms[b][n]`` is the output assigned to source ``n``.
+
+    Example
+    -------
+    >>> logits = torch.tensor([-100.0, 100.0]).view(1, 2, 1, 1)  # outputs 0, 1
+    >>> targets = torch.tensor([1.0, 0.0]).view(1, 2, 1, 1)      # swapped
+    >>> loss, perms = pit_mask_loss(logits, targets, torch.ones(1, 1, 1, 1))
+    >>> round(loss.item(), 6), perms
+    (0.0, [(1, 0)])
+    """
+    if logits.shape != targets.shape or logits.dim() != 4:
+        raise ValueError(
+            "logits and targets must both be [batch, sources, freq, time], got "
+            f"{tuple(logits.shape)} and {tuple(targets.shape)}"
+        )
+    pit = PitWrapper(_pit_base_loss(kind))
+    predictions = logits.permute(0, 2, 3, 1)[:, None]  # [B, 1, F, T, N]
+    weight = weight.to(targets.dtype).expand_as(targets)
+    packed = torch.stack([targets, weight], dim=1).permute(0, 1, 3, 4, 2)
+    losses, perms = pit(predictions, packed)  # [B, 2, F, T, N]
+    # PitWrapper's loss_mat[i, j] is the loss of output j against source i
+    # and a permutation p assigns output p[i] to source i.
+    return losses.mean(), [tuple(p) for p in perms]
