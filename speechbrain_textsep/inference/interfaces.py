@@ -5,11 +5,12 @@ Authors
 """
 
 from speechbrain_textsep.inference.base import BaseQuerySeparator
+from speechbrain_textsep.inference.clapsep import CLAPSepSeparator
 from speechbrain_textsep.inference.loading import build_from_folder
 from speechbrain_textsep.inference.separator import QuerySeparator
 
 #: Interface classes by the name a model's ``interface`` hyperparameter gives.
-INTERFACES = {"QuerySeparator": QuerySeparator}
+INTERFACES = {"QuerySeparator": QuerySeparator, "CLAPSepSeparator": CLAPSepSeparator}
 
 
 def load_separator(source, savedir=None, trust_remote_code=False, **kwargs):

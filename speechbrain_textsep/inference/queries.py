@@ -60,7 +60,7 @@ class Query:
                 raise TypeError(f"{name} must be a str, got {type(value).__name__}")
             if not value.strip():
                 raise ValueError(f"empty {name.replace('_', ' ')} query")
-        if not self.kinds():
+        if not (self.kinds() or self.kinds(negative=True)):
             raise ValueError("the query is empty: give a text, images or example audio")
 
     def kinds(self, negative=False):
@@ -77,8 +77,10 @@ class Query:
             name = self.text
         elif self.images:
             name = "image " + _stem(self.images[0])
-        else:
+        elif self.audio:
             name = "audio " + _stem(self.audio[0])
+        else:
+            name = "all"
         if self.negative_text:
             name += " minus " + self.negative_text
         elif self.negative_audio:
