@@ -7,7 +7,8 @@ queried sounds from audio files or folders of them;
 a model on a list of 2-source mixtures; ``textsep export RUN --out DIR``
 turns a recipe's output folder into a model folder with a model card;
 ``textsep import clipsep --checkpoint best_model.pt --train-args
-train-args.json --out DIR`` converts a checkpoint of the authors' code.
+train-args.json --out DIR`` and ``textsep import clapsep --checkpoint
+epoch=149-step=....ckpt --out DIR`` convert checkpoints of the authors' code.
 
 Inputs are checked before anything is loaded or written: a bad input stops
 the command with a message naming it, and no output file is left half
@@ -213,15 +214,29 @@ def _export(args):
 def _import(args):
     from speechbrain_textsep.convert import (
         CheckpointImportError,
+        import_clapsep_checkpoint,
         import_clipsep_checkpoint,
     )
+    from speechbrain_textsep.training.experiment import TEMPLATES
 
+    if args.system == "clipsep" and not args.train_args:
+        raise CommandError("a CLIPSep checkpoint needs its --train-args")
     for path in (args.checkpoint, args.train_args):
-        if not os.path.isfile(path):
+        if path and not os.path.isfile(path):
             raise CommandError(f"file not found: {path}")
     try:
-        out = import_clipsep_checkpoint(args.checkpoint, args.train_args, args.out)
-    except (CheckpointImportError, OSError) as e:
+        if args.system == "clipsep":
+            out = import_clipsep_checkpoint(args.checkpoint, args.train_args, args.out)
+        else:
+            import_clapsep_checkpoint(
+                args.checkpoint,
+                args.out,
+                clap_source=args.clap_source,
+                hparams=os.path.join(TEMPLATES, "clapsep.yaml"),
+                trust_checkpoint=args.trust_checkpoint,
+            )
+            out = args.out
+    except (CheckpointImportError, OSError, ValueError) as e:
         raise CommandError(str(e)) from e
     print(out)
 
@@ -311,11 +326,24 @@ def build_parser():
     importer = commands.add_parser(
         "import", help="a checkpoint of the authors' code -> a model folder"
     )
-    importer.add_argument("system", choices=["clipsep"], help="whose checkpoint")
+    importer.add_argument(
+        "system", choices=["clipsep", "clapsep"], help="whose checkpoint"
+    )
     importer.add_argument(
         "--checkpoint", required=True, help="best_model.pt (CLIPSep or CLIPSep-NIT)"
     )
-    importer.add_argument("--train-args", required=True, help="its train-args.json")
+    importer.add_argument("--train-args", help="its train-args.json (CLIPSep)")
+    importer.add_argument(
+        "--clap-source",
+        default="music_audioset_epoch_15_esc_90.14.pt",
+        help="the CLAP the CLAPSep checkpoint was trained with",
+    )
+    importer.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="unpickle a CLAPSep Lightning checkpoint that holds more than "
+        "tensors (only for trusted files)",
+    )
     importer.add_argument("--out", required=True, help="model folder to write")
     importer.set_defaults(run=_import)
     return parser

@@ -3,11 +3,21 @@
 - :func:`import_clipsep_checkpoint`: a CLIPSep / CLIPSep-NIT checkpoint of the
   authors' code (sony/CLIPSep: ``best_model.pt`` and ``train-args.json``) to a
   folder for :meth:`speechbrain_textsep.inference.QuerySeparator.from_hparams`.
+- :func:`import_clapsep_checkpoint`: the authors' CLAPSep Lightning checkpoint
+  (Aisaka0v0/CLAPSep) to the trained part of
+  :class:`speechbrain_textsep.models.clapsep.CLAPSep` (``clapsep.ckpt``).
 """
 
+from speechbrain_textsep.convert.clapsep_checkpoint import (  # noqa: E402
+    import_clapsep_checkpoint,
+)
 from speechbrain_textsep.convert.clipsep_checkpoint import (
     CheckpointImportError,
     import_clipsep_checkpoint,
 )
 
-__all__ = ["CheckpointImportError", "import_clipsep_checkpoint"]
+__all__ = [
+    "CheckpointImportError",
+    "import_clapsep_checkpoint",
+    "import_clipsep_checkpoint",
+]

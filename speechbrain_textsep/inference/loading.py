@@ -71,6 +71,9 @@ def untrusted_objects(text):
     ['!apply:os.system']
     >>> untrusted_objects("c: !apply:torch.hub.load [x, y]")
     ['!apply:torch.hub.load']
+    >>> text = "a: &a 1\\nd: !apply:getattr [*a, imag]\\ne: !apply:getattr [*a, _x]"
+    >>> untrusted_objects(text)
+    ['!apply:getattr']
     """
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -82,15 +85,32 @@ def untrusted_objects(text):
         tag = node.tag or ""
         if tag.startswith("!include:"):
             refused.append(tag)
-        for prefix in _OBJECT_TAGS:
-            if tag.startswith(prefix) and not _allowed(tag[len(prefix) :]):
+        if tag == "!apply:getattr":
+            # What HyperPyYAML writes for an attribute reference <obj.attr>.
+            if not _plain_attribute(node):
                 refused.append(tag)
+        else:
+            for prefix in _OBJECT_TAGS:
+                if tag.startswith(prefix) and not _allowed(tag[len(prefix) :]):
+                    refused.append(tag)
         if isinstance(node, yaml.MappingNode):
             for key, value in reversed(node.value):
                 stack.extend([value, key])
         elif isinstance(node, yaml.SequenceNode):
             stack.extend(reversed(node.value))
     return refused
+
+
+def _plain_attribute(node):
+    """True for ``!apply:getattr [obj, name]`` with a public attribute name."""
+    if not isinstance(node, yaml.SequenceNode) or len(node.value) != 2:
+        return False
+    name = node.value[1]
+    return (
+        isinstance(name, yaml.ScalarNode)
+        and name.value.isidentifier()
+        and not name.value.startswith("_")
+    )
 
 
 def _allowed(name):
@@ -181,6 +201,62 @@ def fetch_model_file(filename, source, savedir=None, fetch_config=None):
         ) from e
 
 
+class _PlainLoader(yaml.SafeLoader):
+    """Reads the plain values of a HyperPyYAML text; tagged nodes become None."""
+
+
+_PlainLoader.add_multi_constructor("!", lambda loader, suffix, node: None)
+
+
+def fetch_model_folder(subfolder, source, savedir=None, fetch_config=None):
+    """Local path of a sub-folder of a model folder (local or hub repository).
+
+    Arguments
+    ---------
+    subfolder : str
+        Path of the sub-folder inside the model folder (e.g. ``clap``).
+    source : str
+        Local model folder or Hugging Face repository id.
+    savedir : str, optional
+        Unused for folders (hub files stay in the Hugging Face cache).
+    fetch_config : speechbrain.utils.fetching.FetchConfig, optional
+        Token, revision, ``allow_network``.
+
+    Returns
+    -------
+    str
+    """
+    source = os.fspath(source)
+    if os.path.isdir(source):
+        path = os.path.join(source, subfolder)
+        if not os.path.isdir(path):
+            raise ModelNotAvailableError(f"model folder {source} has no {subfolder}/")
+        return path
+    config = fetch_config or FetchConfig()
+    try:
+        root = huggingface_hub.snapshot_download(
+            source,
+            allow_patterns=[f"{subfolder}/*"],
+            revision=config.revision,
+            token=config.token,
+            local_files_only=not config.allow_network
+            or huggingface_hub.constants.HF_HUB_OFFLINE,
+        )
+    except (
+        huggingface_hub.errors.LocalEntryNotFoundError,
+        huggingface_hub.errors.OfflineModeIsEnabled,
+        huggingface_hub.errors.RepositoryNotFoundError,
+    ) as e:
+        raise ModelNotAvailableError(
+            f"cannot load {subfolder}/ of {source!r}: not a local folder, and "
+            f"not in the Hugging Face cache or the hub ({e})"
+        ) from e
+    path = os.path.join(root, subfolder)
+    if not os.path.isdir(path):
+        raise ModelNotAvailableError(f"{source!r} has no {subfolder}/ folder")
+    return path
+
+
 def load_weights(module, path, name):
     """Loads a state dict with ``weights_only=True`` and strict keys.
 
@@ -203,8 +279,13 @@ def load_weights(module, path, name):
             f"and are only loaded with weights_only=True ({reason})"
         ) from e
     try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as e:
+        if hasattr(module, "load_trainable_state_dict"):
+            # Models that keep only their trained part (CLAPSep): the frozen
+            # rest comes from a pretrained encoder.
+            module.load_trainable_state_dict(state)
+        else:
+            module.load_state_dict(state, strict=True)
+    except (RuntimeError, KeyError) as e:
         raise ValueError(
             f"the {name} weights in {path} do not fit the model its "
             f"hyperparams.yaml builds: {e}"
@@ -246,7 +327,13 @@ def build_from_folder(
         text = f.read()
     if not trust_remote_code:
         check_trusted(text, source)
-    hparams = load_hyperpyyaml(io.StringIO(text), overrides or {})
+    overrides = dict(overrides or {})
+    plain = yaml.load(text, Loader=_PlainLoader) or {}
+    if plain.get("clap_in_folder") and "clap_source" not in overrides:
+        overrides["clap_source"] = fetch_model_folder(
+            plain["clap_source"], source, savedir, fetch_config
+        )
+    hparams = load_hyperpyyaml(io.StringIO(text), overrides)
     hparams["savedir"] = savedir
     pretrainer = hparams["pretrainer"]
     for name, module in pretrainer.loadables.items():
