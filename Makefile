@@ -49,6 +49,8 @@ lint: install
 
 benchmark: install
 	$(PY) benchmarks/clipsep_speed.py
+	$(PY) benchmarks/separate_long.py
+	$(PY) benchmarks/clapsep_speed.py
 
 clean:
 	rm -rf $(VENV) results data
