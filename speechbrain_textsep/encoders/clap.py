@@ -77,6 +77,11 @@ import torch
 import torch.nn.functional as F
 
 from speechbrain_textsep.encoders.laion import clap_module
+from speechbrain_textsep.encoders.prompts import (
+    check_template,
+    embed_with_cache,
+    prompt_sets,
+)
 
 __all__ = [
     "CLAPQueryEncoder",
@@ -989,30 +994,6 @@ def _default_tokenizer(cfg):
 
 
 # ----------------------------------------------------------------- encoder
-def _check_texts(texts):
-    """Returns ``texts`` as a non-empty list of non-blank strings."""
-    if isinstance(texts, str):
-        texts = [texts]
-    if not isinstance(texts, (list, tuple)):
-        raise TypeError(f"texts must be a str or a list of str, got {type(texts)}")
-    if len(texts) == 0:
-        raise ValueError("empty text query list")
-    for text in texts:
-        if not isinstance(text, str):
-            raise TypeError(f"a text query must be a str, got {type(text)}")
-        if not text.strip():
-            raise ValueError("empty text query")
-    return list(texts)
-
-
-def _check_template(template):
-    """Raises ValueError unless ``template`` is a str with one ``{}`` field."""
-    if not isinstance(template, str) or "{}" not in template:
-        raise ValueError(
-            f"a prompt template must be a str containing '{{}}', got {template!r}"
-        )
-
-
 class CLAPQueryEncoder(torch.nn.Module):
     """Frozen LAION-CLAP encoder turning text or audio queries into embeddings.
 
@@ -1090,7 +1071,7 @@ class CLAPQueryEncoder(torch.nn.Module):
         if crop not in CROP_MODES:
             raise ValueError(f"crop must be one of {CROP_MODES}, got {crop!r}")
         if template is not None:
-            _check_template(template)
+            check_template(template)
         self.source = None if source is None else os.fspath(source)
         self.crop = crop
         self.template = template
@@ -1200,25 +1181,9 @@ class CLAPQueryEncoder(torch.nn.Module):
         torch.Tensor
             ``[N, 512]`` L2-normalised CLAP text embeddings.
         """
-        texts = _check_texts(texts)
-        if template is not None and ensemble is not None:
-            raise ValueError("give either a template or an ensemble, not both")
-        if ensemble is None:
-            templates = [template]
-        else:
-            if isinstance(ensemble, str):
-                raise TypeError("ensemble must be a list of templates, not a str")
-            templates = list(ensemble)
-            if not templates:
-                raise ValueError("empty prompt ensemble")
-        for tpl in templates:
-            if tpl is not None:
-                _check_template(tpl)
         embeddings = [
-            self._embed_prompts(
-                texts if tpl is None else [tpl.format(text) for text in texts]
-            )
-            for tpl in templates
+            self._embed_prompts(prompts)
+            for prompts in prompt_sets(texts, template, ensemble)
         ]
         if len(embeddings) == 1:
             return embeddings[0]
@@ -1226,24 +1191,16 @@ class CLAPQueryEncoder(torch.nn.Module):
 
     def _embed_prompts(self, prompts):
         """Embeds final prompt strings, through the cache."""
-        found = {p: self._cache[p] for p in prompts if p in self._cache}
-        missing = [p for p in dict.fromkeys(prompts) if p not in found]
-        if missing:
+
+        def embed(missing):
             tokens = tokenize(
                 self.tokenizer,
                 missing,
                 max_length=int(self.model_cfg["text_cfg"]["context_length"]),
             )
-            with torch.no_grad():
-                new = self.clap.get_text_embedding(tokens)
-            for prompt, emb in zip(missing, new):
-                found[prompt] = emb.clone()
-            if self.max_cache_size > 0:
-                for prompt in missing:
-                    self._cache[prompt] = found[prompt]
-                while len(self._cache) > self.max_cache_size:
-                    del self._cache[next(iter(self._cache))]
-        return torch.stack([found[p] for p in prompts])
+            return self.clap.get_text_embedding(tokens)
+
+        return embed_with_cache(self._cache, prompts, embed, self.max_cache_size)
 
     # ----------------------------------------------------------------- audio
     def preprocess_audio(self, waveforms, sample_rate=None):

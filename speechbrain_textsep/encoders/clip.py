@@ -33,6 +33,12 @@ import torch
 from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 
+from speechbrain_textsep.encoders.prompts import (
+    check_template,
+    embed_with_cache,
+    prompt_sets,
+)
+
 __all__ = [
     "CLIPQueryEncoder",
     "CLIPWeightsUnavailableError",
@@ -89,34 +95,6 @@ class CLIPWeightsUnavailableError(RuntimeError):
     Raised when the weights are neither in the local cache nor downloadable
     (typically: offline, ``HF_HUB_OFFLINE=1``, and never downloaded before).
     """
-
-
-def _check_template(template):
-    """Raises ValueError unless ``template`` is a str with one ``{}`` field."""
-    if not isinstance(template, str) or "{}" not in template:
-        raise ValueError(
-            f"a prompt template must be a str containing '{{}}', got {template!r}"
-        )
-    try:
-        template.format("x")
-    except (IndexError, KeyError, ValueError) as e:
-        raise ValueError(f"invalid prompt template {template!r}: {e}") from e
-
-
-def _check_texts(texts):
-    """Returns ``texts`` as a non-empty list of non-blank strings."""
-    if isinstance(texts, str):
-        texts = [texts]
-    if not isinstance(texts, (list, tuple)):
-        raise TypeError(f"texts must be a str or a list of str, got {type(texts)}")
-    if len(texts) == 0:
-        raise ValueError("empty text query list")
-    for text in texts:
-        if not isinstance(text, str):
-            raise TypeError(f"a text query must be a str, got {type(text)}")
-        if not text.strip():
-            raise ValueError("empty text query")
-    return list(texts)
 
 
 def _tag_quick_gelu(model_name, pretrained):
@@ -220,7 +198,7 @@ class CLIPQueryEncoder(torch.nn.Module):
     ):
         super().__init__()
         if template is not None:
-            _check_template(template)
+            check_template(template)
         if pretrained is not None:
             pretrained = os.fspath(pretrained)
         if not model_cfg:
@@ -464,26 +442,9 @@ class CLIPQueryEncoder(torch.nn.Module):
         >>> torch.equal(emb[0], encoder.encode_text("a photo of dog")[0])
         True
         """
-        texts = _check_texts(texts)
-        if template is not None and ensemble is not None:
-            raise ValueError("give either a template or an ensemble, not both")
-        if ensemble is None:
-            templates = [template]
-        else:
-            if isinstance(ensemble, str):
-                raise TypeError("ensemble must be a list of templates, not a str")
-            templates = list(ensemble)
-            if not templates:
-                raise ValueError("empty prompt ensemble")
-        for tpl in templates:
-            if tpl is not None:
-                _check_template(tpl)
-
         embeddings = [
-            self._embed_prompts(
-                texts if tpl is None else [tpl.format(text) for text in texts]
-            )
-            for tpl in templates
+            self._embed_prompts(prompts)
+            for prompts in prompt_sets(texts, template, ensemble)
         ]
         if len(embeddings) == 1:
             return embeddings[0]
@@ -491,20 +452,12 @@ class CLIPQueryEncoder(torch.nn.Module):
 
     def _embed_prompts(self, prompts):
         """Embeds final prompt strings, through the cache."""
-        found = {p: self._cache[p] for p in prompts if p in self._cache}
-        missing = [p for p in dict.fromkeys(prompts) if p not in found]
-        if missing:
+
+        def embed(missing):
             tokens = self.tokenizer(missing).to(self.device)
-            with torch.no_grad():
-                new = self.clip.encode_text(tokens, normalize=False)
-            for prompt, emb in zip(missing, new):
-                found[prompt] = emb.clone()
-            if self.max_cache_size > 0:
-                for prompt in missing:
-                    self._cache[prompt] = found[prompt]
-                while len(self._cache) > self.max_cache_size:
-                    del self._cache[next(iter(self._cache))]
-        return torch.stack([found[p] for p in prompts])
+            return self.clip.encode_text(tokens, normalize=False)
+
+        return embed_with_cache(self._cache, prompts, embed, self.max_cache_size)
 
     # ----------------------------------------------------------------- image
     def preprocess(self, image):
