@@ -17,15 +17,14 @@ Authors
 
 import argparse
 import json
-import multiprocessing as mp
 import os
-import resource
 import tempfile
 import time
 
 import numpy as np
 import soundfile as sf
 import torch
+from isolated import peak_rss_mb, run_isolated
 
 from speechbrain_textsep.encoders.clap import (
     TINY_CLAP_CFG,
@@ -37,11 +36,6 @@ from speechbrain_textsep.models.clapsep import CLAPSep
 from speechbrain_textsep.models.htsat_features import build_htsat
 
 RATE = 32000
-
-
-def peak_rss_mb():
-    """Peak resident set size of this process so far, in MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def write_recording(path, seconds):
@@ -80,16 +74,6 @@ def separate(folder, path, queue):
             "parameters": counts,
         }
     )
-
-
-def run_isolated(target, *args):
-    context = mp.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=target, args=(*args, queue))
-    process.start()
-    result = queue.get()
-    process.join()
-    return result
 
 
 def main():

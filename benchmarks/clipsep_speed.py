@@ -23,11 +23,10 @@ Authors
 
 import argparse
 import json
-import multiprocessing as mp
-import resource
 import time
 
 import torch
+from isolated import peak_rss_mb, run_isolated
 
 from speechbrain_textsep.models.clipsep import CLIPSep
 from speechbrain_textsep.models.separator import MaskSeparator, analyze
@@ -38,11 +37,6 @@ from speechbrain_textsep.training.losses import (
     clipsep_loss,
     mixture_weight,
 )
-
-
-def peak_rss_mb():
-    """Peak resident set size of this process so far, in MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def full_size_model(channels_last=True):
@@ -105,16 +99,6 @@ def separate_audio(seconds, queue):
             "rss_before_mb": base,
         }
     )
-
-
-def run_isolated(target, *args):
-    context = mp.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=target, args=(*args, queue))
-    process.start()
-    result = queue.get()
-    process.join()
-    return result
 
 
 def main():

@@ -22,15 +22,14 @@ Authors
 
 import argparse
 import json
-import multiprocessing as mp
 import os
-import resource
 import tempfile
 import time
 
 import numpy as np
 import soundfile as sf
 import torch
+from isolated import peak_rss_mb, run_isolated
 
 from speechbrain_textsep.encoders.clip import TINY_CLIP_CFG, CLIPQueryEncoder
 from speechbrain_textsep.inference import QuerySeparator
@@ -40,11 +39,6 @@ from speechbrain_textsep.models.unet import AudioUNet
 from speechbrain_textsep.training.experiment import DEFAULT_INFERENCE_HPARAMS
 
 CLIP_512 = {**TINY_CLIP_CFG, "embed_dim": 512}
-
-
-def peak_rss_mb():
-    """Peak resident set size of this process so far, in MiB."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def export_full_size(folder):
@@ -96,16 +90,6 @@ def separate(folder, path, one_shot, queue):
             "rss_after_load_mb": base,
         }
     )
-
-
-def run_isolated(target, *args):
-    context = mp.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=target, args=(*args, queue))
-    process.start()
-    result = queue.get()
-    process.join()
-    return result
 
 
 def main():

@@ -78,6 +78,7 @@ import torch.nn.functional as F
 
 from speechbrain_textsep.encoders.laion import clap_module
 from speechbrain_textsep.encoders.prompts import (
+    FrozenQueryEncoder,
     check_template,
     embed_with_cache,
     prompt_sets,
@@ -994,7 +995,7 @@ def _default_tokenizer(cfg):
 
 
 # ----------------------------------------------------------------- encoder
-class CLAPQueryEncoder(torch.nn.Module):
+class CLAPQueryEncoder(FrozenQueryEncoder):
     """Frozen LAION-CLAP encoder turning text or audio queries into embeddings.
 
     The CLAP (laion_clap's ``CLAP``, attribute :attr:`clap`) is frozen
@@ -1075,7 +1076,6 @@ class CLAPQueryEncoder(torch.nn.Module):
         self.source = None if source is None else os.fspath(source)
         self.crop = crop
         self.template = template
-        self._cache = {}
 
         # Files first (download or cache look-up), so that a missing file is
         # reported before a large model is built.
@@ -1098,7 +1098,7 @@ class CLAPQueryEncoder(torch.nn.Module):
             load_clap_checkpoint(self.clap, weights)
 
         self.clap.requires_grad_(False)
-        self.clap.register_load_state_dict_pre_hook(self._on_load_state_dict)
+        self.watch_weights(self.clap)
         if device is not None:
             self.to(device)
         self.train()
@@ -1133,33 +1133,6 @@ class CLAPQueryEncoder(torch.nn.Module):
     def dtype(self):
         """Floating point type of the CLAP weights."""
         return next(self.clap.parameters()).dtype
-
-    # ---------------------------------------------------------- frozen state
-    def train(self, mode=True):
-        """Keeps the frozen CLAP in eval mode (and frozen) whatever ``mode``.
-
-        Arguments
-        ---------
-        mode : bool
-            Ignored: the encoder always stays in eval mode.
-
-        Returns
-        -------
-        self
-        """
-        self.clap.requires_grad_(False)
-        return super().train(False)
-
-    def clear_cache(self):
-        """Empties the cache of text embeddings."""
-        self._cache.clear()
-
-    def _on_load_state_dict(self, *args, **kwargs):
-        self.clear_cache()
-
-    def _apply(self, fn, *args, **kwargs):
-        self.clear_cache()
-        return super()._apply(fn, *args, **kwargs)
 
     # ------------------------------------------------------------------ text
     def encode_text(self, texts, template=None, ensemble=None):

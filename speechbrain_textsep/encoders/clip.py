@@ -34,6 +34,7 @@ from open_clip.transform import PreprocessCfg, image_transform_v2
 from PIL import Image
 
 from speechbrain_textsep.encoders.prompts import (
+    FrozenQueryEncoder,
     check_template,
     embed_with_cache,
     prompt_sets,
@@ -112,7 +113,7 @@ def _tag_quick_gelu(model_name, pretrained):
     )
 
 
-class CLIPQueryEncoder(torch.nn.Module):
+class CLIPQueryEncoder(FrozenQueryEncoder):
     """Frozen CLIP encoder turning text or image queries into embeddings.
 
     The whole CLIP model is frozen (``requires_grad=False``) and kept in eval
@@ -208,7 +209,6 @@ class CLIPQueryEncoder(torch.nn.Module):
         self.template = template
         self.model_name = model_name
         self.pretrained = pretrained
-        self._cache = {}
 
         if model_cfg is not None:
             clip, tokenizer, transform, cfg = self._build_from_cfg(
@@ -226,7 +226,7 @@ class CLIPQueryEncoder(torch.nn.Module):
         self.clip.requires_grad_(False)
         # Weights loaded through load_state_dict (here, on self.clip, or on any
         # parent module) make the cached text embeddings stale.
-        self.clip.register_load_state_dict_pre_hook(self._on_load_state_dict)
+        self.watch_weights(self.clip)
         if device is not None:
             self.to(device)
         self.train()
@@ -383,35 +383,6 @@ class CLIPQueryEncoder(torch.nn.Module):
         if isinstance(size, int):
             return (size, size)
         return tuple(int(s) for s in size)
-
-    # ---------------------------------------------------------- frozen state
-    def train(self, mode=True):
-        """Keeps the frozen CLIP in eval mode (and frozen) whatever ``mode``.
-
-        Arguments
-        ---------
-        mode : bool
-            Ignored: the encoder always stays in eval mode.
-
-        Returns
-        -------
-        self
-        """
-        self.clip.requires_grad_(False)
-        return super().train(False)
-
-    def clear_cache(self):
-        """Empties the cache of text embeddings."""
-        self._cache.clear()
-
-    def _on_load_state_dict(self, *args, **kwargs):
-        self.clear_cache()
-
-    def _apply(self, fn, *args, **kwargs):
-        # .to() / .cuda() / .half() ...: cached tensors would be on the old
-        # device or dtype.
-        self.clear_cache()
-        return super()._apply(fn, *args, **kwargs)
 
     # ------------------------------------------------------------------ text
     def encode_text(self, texts, template=None, ensemble=None):

@@ -135,3 +135,49 @@ def embed_with_cache(cache, prompts, embed_missing, max_size=4096):
             while len(cache) > max_size:
                 del cache[next(iter(cache))]
     return torch.stack([found[p] for p in prompts])
+
+
+class FrozenQueryEncoder(torch.nn.Module):
+    """Base of the frozen query encoders: always in eval mode, no gradients,
+    and a text-embedding cache (``self._cache``) emptied whenever the weights,
+    device or dtype change.
+
+    Subclasses call :meth:`watch_weights` on their pretrained model once it
+    is built.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._cache = {}
+
+    def watch_weights(self, model):
+        """Empties the cache when weights are loaded into ``model``."""
+        model.register_load_state_dict_pre_hook(self._on_load_state_dict)
+
+    def train(self, mode=True):
+        """Keeps the encoder frozen and in eval mode whatever ``mode``.
+
+        Arguments
+        ---------
+        mode : bool
+            Ignored: the encoder always stays in eval mode.
+
+        Returns
+        -------
+        self
+        """
+        self.requires_grad_(False)
+        return super().train(False)
+
+    def clear_cache(self):
+        """Empties the cache of text embeddings."""
+        self._cache.clear()
+
+    def _on_load_state_dict(self, *args, **kwargs):
+        self.clear_cache()
+
+    def _apply(self, fn, *args, **kwargs):
+        # .to() / .cuda() / .half() ...: cached tensors would be on the old
+        # device or dtype.
+        self.clear_cache()
+        return super()._apply(fn, *args, **kwargs)
