@@ -1,7 +1,7 @@
 """Fixtures shared by the test modules: tiny SynthMUSIC data and a tiny run."""
 
 import pytest
-from recipe_runs import CLASSES, TINY, run_recipe
+from recipe_runs import CLASSES, TINY, run_clap_recipe, run_recipe
 
 from speechbrain_textsep.data.synthmusic import prepare_synthmusic
 
@@ -28,3 +28,11 @@ def trained(data_folder, tmp_path_factory):
     output = str(tmp_path_factory.mktemp("train"))
     run_recipe(data_folder, output, number_of_epochs=30)
     return output
+
+
+@pytest.fixture(scope="session")
+def trained_clap(data_folder, tmp_path_factory):
+    """The tiny CLAP recipe on the tiny SynthMUSIC: 6 epochs of 8 batches."""
+    output = str(tmp_path_factory.mktemp("clap"))
+    log = run_clap_recipe(data_folder, output, number_of_epochs=6)
+    return {"output": output, "log": log, "model": f"{output}/model"}

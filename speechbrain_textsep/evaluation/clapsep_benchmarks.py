@@ -108,6 +108,7 @@ __all__ = [
     "mix_at_snr",
     "read_benchmark_csv",
     "read_query_samples",
+    "results_table",
     "si_sdr_authors",
     "snr_authors",
     "write_benchmark_csv",
@@ -751,6 +752,47 @@ def condition_name(modality, valence, shots=None):
     if modality == "text":
         return f"text_{valence}"
     return f"{modality}_{shots}shot_{valence}"
+
+
+def results_table(results, metrics=("sdri", "si_sdri", "snri")):
+    """A Markdown table of :func:`evaluate_clapsep_benchmark` results.
+
+    One row per condition, ``mean ± std`` of each metric (dB).
+
+    Arguments
+    ---------
+    results : dict
+        What :func:`evaluate_clapsep_benchmark` returned (or its
+        ``summary.json``).
+    metrics : sequence of str
+        Summary keys to show.
+
+    Returns
+    -------
+    str
+
+    Example
+    -------
+    >>> stats = {"mean": 1.5, "std": 0.25, "count": 4}
+    >>> print(results_table({"conditions": {"text_P": {"sdri": stats}}},
+    ...                     metrics=["sdri"]))
+    | condition | n | SDRi (dB) |
+    |---|---|---|
+    | text_P | 4 | 1.50 ± 0.25 |
+    """
+    names = {"sdri": "SDRi", "si_sdri": "SI-SDRi", "snri": "SNRi"}
+    header = ["condition", "n"] + [f"{names.get(m, m)} (dB)" for m in metrics]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for name, summary in results["conditions"].items():
+        cells = [name, str(summary[metrics[0]]["count"])]
+        cells += [
+            f"{summary[m]['mean']:.2f} ± {summary[m]['std']:.2f}" for m in metrics
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def _file_stem(name):

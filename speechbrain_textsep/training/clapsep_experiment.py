@@ -32,7 +32,7 @@ from speechbrain.utils.logger import get_logger
 from speechbrain_textsep.encoders.clap import LAION_CLAP_CHECKPOINTS, TEXT_TEMPLATE
 from speechbrain_textsep.training.brain import unwrap
 from speechbrain_textsep.training.clapsep_brain import CLAPSepBrain
-from speechbrain_textsep.training.data import crop_bounds
+from speechbrain_textsep.training.data import crop_bounds, interleave_by_label
 
 logger = get_logger(__name__)
 
@@ -186,7 +186,10 @@ def caption_dataset(csv_path, segment_seconds, sample_rate, train):
     sample_rate : int
         Rate of the model (32000).
     train : bool
-        Random crops if True, centred crops otherwise.
+        Random crops if True; otherwise centred crops, and the items
+        interleaved by caption (:func:`interleave_by_label`) so that every
+        evaluation batch of a manifest sorted by class mixes clips of
+        different captions.
 
     Returns
     -------
@@ -195,9 +198,15 @@ def caption_dataset(csv_path, segment_seconds, sample_rate, train):
     """
     if not os.path.isfile(csv_path):
         raise FileNotFoundError(f"manifest not found: {csv_path}")
-    data = sb.dataio.dataset.DynamicItemDataset.from_csv(csv_path)
-    if len(data) and "caption" not in data.data[data.data_ids[0]]:
+    items = sb.dataio.dataio.load_data_csv(csv_path)
+    if items and "caption" not in next(iter(items.values())):
         raise ValueError(f"{csv_path} has no 'caption' column ({CAPTION_FIELDS})")
+    if not train:
+        order = interleave_by_label(
+            list(items), [item["caption"] for item in items.values()]
+        )
+        items = {key: items[key] for key in order}
+    data = sb.dataio.dataset.DynamicItemDataset(items)
 
     @sb.utils.data_pipeline.takes("audio")
     @sb.utils.data_pipeline.provides("sig")

@@ -166,3 +166,40 @@ def pair_partners(labels, generator=None):
         pick = torch.randint(len(others), (1,), generator=generator).item()
         partner[i] = others[pick]
     return partner
+
+
+def interleave_by_label(ids, labels):
+    """Orders items so that consecutive ones have different labels.
+
+    Round-robin over the labels (in order of first appearance), each label's
+    items in their listed order. Evaluation batches of a manifest sorted by
+    class then hold several classes, so that :func:`pair_partners` finds an
+    interferer of another class for every clip.
+
+    Arguments
+    ---------
+    ids : list of str
+        Item IDs in manifest order.
+    labels : list of str
+        Label (or caption) of every item.
+
+    Returns
+    -------
+    list of str
+        The IDs, reordered.
+
+    Example
+    -------
+    >>> interleave_by_label(["a1", "a2", "a3", "b1", "c1"],
+    ...                     ["a", "a", "a", "b", "c"])
+    ['a1', 'b1', 'c1', 'a2', 'a3']
+    """
+    if len(ids) != len(labels):
+        raise ValueError(f"{len(ids)} ids for {len(labels)} labels")
+    groups = {}
+    for item, label in zip(ids, labels):
+        groups.setdefault(label, []).append(item)
+    order = []
+    for rank in range(max((len(g) for g in groups.values()), default=0)):
+        order.extend(group[rank] for group in groups.values() if rank < len(group))
+    return order
