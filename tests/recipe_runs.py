@@ -45,10 +45,10 @@ DATA_KEYS = (
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
-def run_script(script, args, cwd):
+def run_script(script, args, cwd, launcher=None):
     """Runs a recipe script as a user would; returns its combined output."""
     result = subprocess.run(
-        [sys.executable, script] + [str(a) for a in args],
+        (launcher or [sys.executable]) + [script] + [str(a) for a in args],
         capture_output=True,
         text=True,
         env=ENV,
@@ -88,21 +88,14 @@ def run_clap_recipe(data_folder, output_folder, **overrides):
 
 def run_recipe(data_folder, output_folder, hparams=SMALL, launcher=None, **overrides):
     """Runs train.py as a user would; returns its combined output."""
-    options = {**TINY, **overrides}
+    values = {**TINY, **overrides}
     args = [hparams, "--data_folder", data_folder, "--output_folder", output_folder]
-    for key, value in options.items():
+    for key, value in values.items():
         if isinstance(value, bool) and value and key in ("debug",):
             args.append(f"--{key}")
         else:
             args += [f"--{key}", str(value)]
-    command = (launcher or [sys.executable]) + [os.path.join(RECIPE, "train.py")] + args
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    result = subprocess.run(
-        command, capture_output=True, text=True, env=env, cwd=RECIPE
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    return output
+    return run_script(os.path.join(RECIPE, "train.py"), args, RECIPE, launcher)
 
 
 def read_log(output_folder):

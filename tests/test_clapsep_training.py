@@ -4,15 +4,13 @@ import csv
 import glob
 import os
 import shutil
-import subprocess
-import sys
 
 import pytest
 import soundfile as sf
 import speechbrain as sb
 import torch
 from hyperpyyaml import load_hyperpyyaml
-from recipe_runs import CLASSES, TINY, read_log
+from recipe_runs import CLASSES, DATA_KEYS, TINY, options, read_log, run_script
 
 from speechbrain_textsep.encoders.clap import (
     TINY_CLAP_CFG,
@@ -30,17 +28,7 @@ SYNTH = os.path.join(ROOT, "recipes", "SynthMUSIC", "clapsep")
 AUDIOCAPS = os.path.join(ROOT, "recipes", "AudioCaps", "separation")
 # The data options of the shared tiny SynthMUSIC (conftest.data_folder, 16 kHz:
 # the pipeline resamples to 32 kHz), so that the recipe finds it rendered.
-DATA = {
-    key: TINY[key]
-    for key in (
-        "classes",
-        "n_train_per_class",
-        "n_valid_per_class",
-        "n_test_per_class",
-        "n_test_mixtures",
-        "clip_seconds",
-    )
-}
+DATA = {key: TINY[key] for key in DATA_KEYS}
 DATA["data_sample_rate"] = 16000
 TRAIN = {"batch_size": 4}
 # Tiny CLAPSep sizes for the AudioCaps recipe (paper sizes in its yaml)
@@ -54,20 +42,12 @@ TINY_MODEL = {
     "masknet_ff": 64,
     "drop_path_rate": 0.0,
 }
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
 
 
-def run(recipe, hparams, args, **options):
+def run(recipe, hparams, args, **values):
     """Runs a recipe's train.py as a user would; returns its output."""
-    command = [sys.executable, os.path.join(recipe, "train.py"), hparams] + args
-    for key, value in options.items():
-        command += [f"--{key}", str(value)]
-    result = subprocess.run(
-        command, capture_output=True, text=True, env=ENV, cwd=recipe
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    return output
+    script = os.path.join(recipe, "train.py")
+    return run_script(script, [hparams] + args + options(**values), recipe)
 
 
 @pytest.fixture(scope="module")
