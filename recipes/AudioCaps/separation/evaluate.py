@@ -33,6 +33,7 @@ from speechbrain_textsep.evaluation.clapsep_benchmarks import (
     clap_embed_fns,
     clapsep_separate_fn,
     evaluate_clapsep_benchmark,
+    results_table,
 )
 
 
@@ -139,13 +140,7 @@ def main(argv=None):
         progress=True,
     )
     print(results["sdr_definition"])
-    for name, summary in results["conditions"].items():
-        sdri, si_sdri = summary["sdri"], summary["si_sdri"]
-        print(
-            f"{name:>22}: SDRi {sdri['mean']:.2f}±{sdri['std']:.2f}  "
-            f"SI-SDRi {si_sdri['mean']:.2f}±{si_sdri['std']:.2f}  "
-            f"(n={sdri['count']})"
-        )
+    print(results_table(results))
     return results
 
 
