@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Data preparation for SynthMUSIC: synthetic MUSIC-style clips and frames.
 
-The logic lives in :mod:`speechbrain_textsep.data.synthmusic`; this script only
-re-exports ``prepare_synthmusic`` (for the recipes' ``train.py``) and offers a
+The logic lives in :mod:`speechbrain_textsep.data.synthmusic`; this script
+re-exports ``prepare_synthmusic``, gives the recipes' ``train.py`` the
+call from their hyperparameters (:func:`prepare_from_hparams`) and offers a
 command line::
 
     python recipes/SynthMUSIC/synthmusic_prepare.py --data_folder data/SynthMUSIC
@@ -17,7 +18,38 @@ from speechbrain_textsep.data.synthmusic import (
     prepare_synthmusic,
 )
 
-__all__ = ["prepare_synthmusic"]
+__all__ = ["prepare_from_hparams", "prepare_synthmusic"]
+
+
+def prepare_from_hparams(hparams, sample_rate_key="sample_rate"):
+    """Renders SynthMUSIC as a recipe's hyperparameters describe it.
+
+    Arguments
+    ---------
+    hparams : dict
+        Loaded recipe hyperparameters: ``data_folder``, ``classes``,
+        ``n_train_per_class``, ``n_valid_per_class``, ``n_test_per_class``,
+        ``clip_seconds``, ``n_test_mixtures``, ``skip_prep`` and the rate.
+    sample_rate_key : str
+        The key of the rendering rate (``data_sample_rate`` in recipes whose
+        model runs at another rate than the clips).
+
+    Returns
+    -------
+    dict
+        The manifests (see ``prepare_synthmusic``).
+    """
+    return prepare_synthmusic(
+        hparams["data_folder"],
+        classes=hparams["classes"],
+        n_train=hparams["n_train_per_class"],
+        n_valid=hparams["n_valid_per_class"],
+        n_test=hparams["n_test_per_class"],
+        duration=hparams["clip_seconds"],
+        n_test_mixtures=hparams["n_test_mixtures"],
+        sample_rate=hparams[sample_rate_key],
+        skip_prep=hparams["skip_prep"],
+    )
 
 
 def main(argv=None):

@@ -68,7 +68,35 @@ def best_permutation(estimates, sources, mixture):
     return torch.where(swap, estimates.flip(1), estimates)
 
 
-class QuerySeparationBrain(sb.Brain):
+class MixAndSeparateBrain(sb.Brain):
+    """A Brain whose batches are single-source clips mixed inside the batch.
+
+    A batch of one clip cannot be mixed: such a batch ends an evaluation set
+    whose size leaves one clip over (per process under DDP). It is skipped
+    with a warning; :meth:`evaluate_batch` then returns the mean loss of the
+    stage's previous batches, which leaves SpeechBrain's running average
+    unchanged. Subclasses that override :meth:`on_stage_start` call this one.
+    """
+
+    def on_stage_start(self, stage, epoch=None):
+        """Resets the evaluation losses of the stage."""
+        self.eval_losses = []
+
+    def evaluate_batch(self, batch, stage):
+        """Evaluates a batch; a batch of one clip is skipped (see the class)."""
+        if len(batch.id) < 2:
+            logger.warning(
+                f"{stage.name.lower()} batch with a single clip ({batch.id[0]}) "
+                "skipped: mix-and-separate needs 2 clips"
+            )
+            losses = self.eval_losses
+            return torch.tensor(sum(losses) / len(losses) if losses else 0.0)
+        loss = super().evaluate_batch(batch, stage)
+        self.eval_losses.append(float(loss))
+        return loss
+
+
+class QuerySeparationBrain(MixAndSeparateBrain):
     """Mix-and-separate training of a query-conditioned mask separator.
 
     Each batch holds single-source clips; every clip is mixed with a clip of
@@ -235,25 +263,6 @@ class QuerySeparationBrain(sb.Brain):
             self.sdri_stats.append(batch.id, estimates, predictions["sources"], mixture)
         return loss
 
-    def evaluate_batch(self, batch, stage):
-        """Evaluates a batch; a batch of one clip cannot be mixed and is skipped.
-
-        Such a batch ends an evaluation set whose size leaves one clip over
-        (per process under DDP). It returns the mean loss of the stage's
-        previous batches, which leaves SpeechBrain's running average
-        unchanged, and adds no SDRi.
-        """
-        if len(batch.id) < 2:
-            logger.warning(
-                f"{stage.name.lower()} batch with a single clip ({batch.id[0]}) "
-                "skipped: mix-and-separate needs 2 clips"
-            )
-            losses = self.eval_losses
-            return torch.tensor(sum(losses) / len(losses) if losses else 0.0)
-        loss = super().evaluate_batch(batch, stage)
-        self.eval_losses.append(float(loss))
-        return loss
-
     def on_fit_batch_start(self, batch, should_step):
         """Sets the learning rate of the coming optimiser step."""
         if should_step:
@@ -266,11 +275,11 @@ class QuerySeparationBrain(sb.Brain):
         (``epoch_sampler``, see ``steps_per_epoch`` in the recipes), which
         SpeechBrain does not reach outside DDP.
         """
+        super().on_stage_start(stage, epoch)
         sampler = getattr(self, "epoch_sampler", None)
         if stage == sb.Stage.TRAIN and sampler is not None and epoch is not None:
             sampler.set_epoch(epoch)
         if stage != sb.Stage.TRAIN:
-            self.eval_losses = []
             self.sdri_stats = MetricStats(
                 metric=lambda est, ref, mix: sdr_improvement(est, ref, mix).mean(-1)
             )

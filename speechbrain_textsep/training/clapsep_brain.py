@@ -38,16 +38,13 @@ import speechbrain as sb
 import torch
 from speechbrain.augment.time_domain import SpeedPerturb
 from speechbrain.nnet.schedulers import update_learning_rate
-from speechbrain.utils.logger import get_logger
 from speechbrain.utils.metric_stats import MetricStats
 
 from speechbrain_textsep.evaluation.metrics import sdr_improvement, si_sdr_improvement
 from speechbrain_textsep.models.clapsep import clapsep_condition
-from speechbrain_textsep.training.brain import unwrap
+from speechbrain_textsep.training.brain import MixAndSeparateBrain, unwrap
 from speechbrain_textsep.training.clapsep_losses import clapsep_loss
 from speechbrain_textsep.training.data import pair_partners
-
-logger = get_logger(__name__)
 
 __all__ = [
     "CLAPSepBrain",
@@ -274,7 +271,7 @@ class QueryAugmentation(torch.nn.Module):
         return wav
 
 
-class CLAPSepBrain(sb.Brain):
+class CLAPSepBrain(MixAndSeparateBrain):
     """Training of :class:`~speechbrain_textsep.models.clapsep.CLAPSep`.
 
     Expected ``modules``: ``clap`` (a frozen
@@ -366,24 +363,11 @@ class CLAPSepBrain(sb.Brain):
             self.si_sdri_stats.append(batch.id, estimate.float(), target, mixture)
         return loss
 
-    def evaluate_batch(self, batch, stage):
-        """Evaluates a batch; a batch of one clip cannot be mixed and is skipped."""
-        if len(batch.id) < 2:
-            logger.warning(
-                f"{stage.name.lower()} batch with a single clip ({batch.id[0]}) "
-                "skipped: mix-and-separate needs 2 clips"
-            )
-            losses = self.eval_losses
-            return torch.tensor(sum(losses) / len(losses) if losses else 0.0)
-        loss = super().evaluate_batch(batch, stage)
-        self.eval_losses.append(float(loss))
-        return loss
-
     # -------------------------------------------------------------- stages
     def on_stage_start(self, stage, epoch=None):
         """Resets the SDRi / SI-SDRi trackers outside training."""
+        super().on_stage_start(stage, epoch)
         if stage != sb.Stage.TRAIN:
-            self.eval_losses = []
             self.sdri_stats = MetricStats(metric=sdr_improvement)
             self.si_sdri_stats = MetricStats(metric=si_sdr_improvement)
 

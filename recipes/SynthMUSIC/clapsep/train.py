@@ -31,22 +31,12 @@ from speechbrain_textsep.training.clapsep_experiment import (
 )
 
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from synthmusic_prepare import prepare_synthmusic  # noqa: E402
+from synthmusic_prepare import prepare_from_hparams  # noqa: E402
 
 
 def prepare(hparams):
     """Renders SynthMUSIC and writes the captioned manifests."""
-    manifests = prepare_synthmusic(
-        hparams["data_folder"],
-        classes=hparams["classes"],
-        n_train=hparams["n_train_per_class"],
-        n_valid=hparams["n_valid_per_class"],
-        n_test=hparams["n_test_per_class"],
-        duration=hparams["clip_seconds"],
-        n_test_mixtures=hparams["n_test_mixtures"],
-        sample_rate=hparams["data_sample_rate"],
-        skip_prep=hparams["skip_prep"],
-    )
+    manifests = prepare_from_hparams(hparams, "data_sample_rate")
     for split in ("train", "valid", "test"):
         label_caption_manifest(
             os.path.join(hparams["data_folder"], f"{split}.csv"),

@@ -25,7 +25,7 @@ from speechbrain.utils.distributed import run_on_main
 from speechbrain_textsep.training.experiment import run_experiment
 
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-from synthmusic_prepare import prepare_synthmusic  # noqa: E402
+from synthmusic_prepare import prepare_from_hparams  # noqa: E402
 
 if __name__ == "__main__":
     hparams_file, run_opts, overrides = sb.parse_arguments(sys.argv[1:])
@@ -38,18 +38,5 @@ if __name__ == "__main__":
         hyperparams_to_save=hparams_file,
         overrides=overrides,
     )
-    run_on_main(
-        prepare_synthmusic,
-        kwargs={
-            "data_folder": hparams["data_folder"],
-            "classes": hparams["classes"],
-            "n_train": hparams["n_train_per_class"],
-            "n_valid": hparams["n_valid_per_class"],
-            "n_test": hparams["n_test_per_class"],
-            "duration": hparams["clip_seconds"],
-            "n_test_mixtures": hparams["n_test_mixtures"],
-            "sample_rate": hparams["sample_rate"],
-            "skip_prep": hparams["skip_prep"],
-        },
-    )
+    run_on_main(prepare_from_hparams, args=[hparams])
     run_experiment(hparams, run_opts)
