@@ -36,7 +36,7 @@ from speechbrain_textsep.inference import QuerySeparator
 from speechbrain_textsep.inference.export import export_model
 from speechbrain_textsep.models.clipsep import CLIPSep
 from speechbrain_textsep.models.unet import AudioUNet
-from speechbrain_textsep.training.experiment import DEFAULT_INFERENCE_HPARAMS
+from speechbrain_textsep.templates import template_path
 
 CLIP_512 = {**TINY_CLIP_CFG, "embed_dim": 512}
 
@@ -54,7 +54,7 @@ def export_full_size(folder):
         "clip_pretrained": None,
         "query_encoder_in_folder": True,
     }
-    export_model(folder, DEFAULT_INFERENCE_HPARAMS, overrides, mask_net, encoder)
+    export_model(folder, template_path("clipsep"), overrides, mask_net, encoder)
     return sum(p.numel() for p in mask_net.parameters())
 
 

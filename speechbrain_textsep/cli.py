@@ -217,7 +217,7 @@ def _import(args):
         import_clapsep_checkpoint,
         import_clipsep_checkpoint,
     )
-    from speechbrain_textsep.training.experiment import TEMPLATES
+    from speechbrain_textsep.templates import template_path
 
     if args.system == "clipsep" and not args.train_args:
         raise CommandError("a CLIPSep checkpoint needs its --train-args")
@@ -232,7 +232,7 @@ def _import(args):
                 args.checkpoint,
                 args.out,
                 clap_source=args.clap_source,
-                hparams=os.path.join(TEMPLATES, "clapsep.yaml"),
+                hparams=template_path("clapsep"),
                 trust_checkpoint=args.trust_checkpoint,
             )
             out = args.out

@@ -27,7 +27,7 @@ from speechbrain_textsep.evaluation.protocol import (
 from speechbrain_textsep.inference.export import export_model
 from speechbrain_textsep.models.clipsep import CLIPSep
 from speechbrain_textsep.models.unet import AudioUNet
-from speechbrain_textsep.training.experiment import DEFAULT_INFERENCE_HPARAMS
+from speechbrain_textsep.templates import template_path
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MUSIC_RECIPE = os.path.join(ROOT, "recipes", "MUSIC", "separation")
@@ -211,7 +211,7 @@ def test_protocol_on_an_exported_clip_model_with_text_and_image_queries(
     }
     export_model(
         folder,
-        DEFAULT_INFERENCE_HPARAMS,
+        template_path("clipsep"),
         overrides,
         CLIPSep(AudioUNet(8, 8, 5), 32, 8),
         CLIPQueryEncoder(model_cfg=TINY_CLIP_CFG, pretrained=None),

@@ -22,7 +22,7 @@ from speechbrain_textsep.inference.loading import (
 )
 from speechbrain_textsep.models.clipsep import CLIPSep
 from speechbrain_textsep.models.unet import AudioUNet
-from speechbrain_textsep.training.experiment import DEFAULT_INFERENCE_HPARAMS
+from speechbrain_textsep.templates import template_path
 
 SIZE = {"levels": 3, "ngf": 4, "n_maps": 4, "query_dim": 32}
 
@@ -51,7 +51,7 @@ def model_dir(tmp_path_factory):
         "window_batch_size": 2,
     }
     encoder = CLIPQueryEncoder(model_cfg=TINY_CLIP_CFG, pretrained=None)
-    export_model(folder, DEFAULT_INFERENCE_HPARAMS, overrides, net, encoder)
+    export_model(folder, template_path("clipsep"), overrides, net, encoder)
     return folder
 
 

@@ -29,7 +29,7 @@ from speechbrain_textsep.data.video import (
     _resize_for_clip,
     extract_clip,
 )
-from speechbrain_textsep.training.data import FRAME_NAME, clip_dataset
+from speechbrain_textsep.data.clips import FRAME_NAME, clip_dataset
 
 SR = 16000
 SECONDS = 3.0

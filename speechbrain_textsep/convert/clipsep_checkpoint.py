@@ -87,6 +87,7 @@ import torch
 from speechbrain_textsep.inference.export import export_model
 from speechbrain_textsep.models.clipsep import CLIPSep
 from speechbrain_textsep.models.unet import AudioUNet
+from speechbrain_textsep.templates import template_path
 
 __all__ = [
     "AUTHORS_CLIP",
@@ -596,10 +597,7 @@ def import_clipsep_checkpoint(
             }
         )
     if template is None:
-        # Imported here: the training module pulls in the whole training stack.
-        from speechbrain_textsep.training import experiment
-
-        template = experiment.DEFAULT_INFERENCE_HPARAMS
+        template = template_path("clipsep")
     out_dir = os.fspath(out_dir)
     export_model(out_dir, template, overrides, mask_net, query_encoder)
     return out_dir

@@ -27,7 +27,7 @@ import os
 
 import numpy as np
 
-from speechbrain_textsep.data.synthmusic import _stable_int, _test_mixtures
+from speechbrain_textsep.data.synthmusic import stable_int, pair_test_mixtures
 from speechbrain_textsep.data.video import (
     VIDEO_EXTENSIONS,
     ExtractionConfig,
@@ -287,7 +287,7 @@ def assign_music_splits(clips, valid_ratio=0.1, test_ratio=0.1, seed=1234):
         by_label.setdefault(clip.label, []).append(clip)
     out = []
     for label, items in by_label.items():
-        rng = np.random.default_rng(_stable_int("music-split", seed, label))
+        rng = np.random.default_rng(stable_int("music-split", seed, label))
         order = rng.permutation(len(items))
         _, n_valid, n_test = split_counts(len(items), valid_ratio, test_ratio)
         for rank, index in enumerate(order):
@@ -424,7 +424,7 @@ def music_test_mixtures(test_rows, n_test_mixtures, seed):
             f"test mixtures need test clips of at least two classes, got "
             f"{sorted(test_ids)}; lower test_ratio or use n_test_mixtures=0"
         )
-    return _test_mixtures(test_ids, int(n_test_mixtures), seed)
+    return pair_test_mixtures(test_ids, int(n_test_mixtures), seed)
 
 
 def prepare_music(

@@ -33,7 +33,7 @@ from PIL import Image, ImageDraw
 from speechbrain.utils.logger import get_logger
 from tqdm import tqdm
 
-from speechbrain_textsep.training.data import FRAME_NAME
+from speechbrain_textsep.data.clips import FRAME_NAME
 
 logger = get_logger(__name__)
 
@@ -323,7 +323,7 @@ def render_clip(
     return (audio * (_PEAK / peak)).astype(np.float32)
 
 
-def _stable_int(*parts):
+def stable_int(*parts):
     """A 63-bit integer hash of the parts that is stable across processes."""
     text = "/".join(str(p) for p in parts)
     digest = hashlib.sha256(text.encode("utf-8")).digest()
@@ -332,7 +332,7 @@ def _stable_int(*parts):
 
 def _class_layout(label):
     """The class-specific background and shapes (fractions of the image size)."""
-    rng = np.random.default_rng(_stable_int("synthmusic-frames", label))
+    rng = np.random.default_rng(stable_int("synthmusic-frames", label))
     background = rng.integers(20, 236, size=3)
     shapes = []
     for i in range(4):
@@ -400,7 +400,7 @@ def render_frames(label, seed, n_frames=3, size=128):
     True
     """
     background, shapes = _class_layout(label)
-    rng = np.random.default_rng(_stable_int("synthmusic-jitter", seed))
+    rng = np.random.default_rng(stable_int("synthmusic-jitter", seed))
     shift = rng.uniform(-0.06, 0.06, size=2)
     brightness = rng.uniform(0.9, 1.1)
     jitter = []
@@ -484,7 +484,7 @@ def _render_one(task):
     }
 
 
-def _test_mixtures(test_ids, n_mixtures, seed):
+def pair_test_mixtures(test_ids, n_mixtures, seed):
     """Draws a fixed list of pairs of test clips of two different classes.
 
     Pairs are unique as long as there are enough distinct pairs.
@@ -494,7 +494,7 @@ def _test_mixtures(test_ids, n_mixtures, seed):
         raise ValueError("Test mixtures need test clips of at least two classes")
     sizes = [len(test_ids[c]) for c in labels]
     n_pairs = (sum(sizes) ** 2 - sum(s * s for s in sizes)) // 2
-    rng = np.random.default_rng(_stable_int("synthmusic-mixtures", seed))
+    rng = np.random.default_rng(stable_int("synthmusic-mixtures", seed))
     seen = set()
     rows = []
     while len(rows) < n_mixtures:
@@ -520,7 +520,7 @@ def _test_mixtures(test_ids, n_mixtures, seed):
     return rows
 
 
-def _write_csv(path, fields, rows):
+def write_csv(path, fields, rows):
     """Writes rows (dicts) to a csv file with the given header."""
     tmp = path + ".tmp"
     with open(tmp, "w", newline="", encoding="utf-8") as f:
@@ -680,7 +680,7 @@ def prepare_synthmusic(
                         "ID": clip_id,
                         "split": split,
                         "label": label,
-                        "seed": _stable_int("synthmusic", seed, split, label, index),
+                        "seed": stable_int("synthmusic", seed, split, label, index),
                         "audio": os.path.join(
                             data_folder, "audio", split, f"{clip_id}.wav"
                         ),
@@ -721,12 +721,12 @@ def prepare_synthmusic(
     test_ids = {label: [] for label in classes}
     for split in SPLITS:
         split_rows = [r for r, t in zip(rows, tasks) if t["split"] == split]
-        _write_csv(manifests[split], MANIFEST_FIELDS, split_rows)
+        write_csv(manifests[split], MANIFEST_FIELDS, split_rows)
         if split == "test":
             for row in split_rows:
                 test_ids[row["label"]].append(row["ID"])
-    mixtures = _test_mixtures(test_ids, int(n_test_mixtures), seed)
-    _write_csv(manifests["test_mixtures"], MIXTURE_FIELDS, mixtures)
+    mixtures = pair_test_mixtures(test_ids, int(n_test_mixtures), seed)
+    write_csv(manifests["test_mixtures"], MIXTURE_FIELDS, mixtures)
 
     with open(opts_file, "w", encoding="utf-8") as f:
         json.dump(opts, f, indent=2)

@@ -34,7 +34,7 @@ import numpy as np
 
 from speechbrain_textsep.data.synthmusic import (
     INSTRUMENTS,
-    _stable_int,
+    stable_int,
     render_clip,
     render_frames,
 )
@@ -126,7 +126,7 @@ def instrument_for(label):
         if name.replace("_", " ") in text:
             return name
     names = sorted(INSTRUMENTS)
-    return names[_stable_int("synthvideo-instrument", label) % len(names)]
+    return names[stable_int("synthvideo-instrument", label) % len(names)]
 
 
 def synth_audio(label, seed, seconds, sample_rate=44100, instrument=None):
@@ -445,7 +445,7 @@ def write_music_videos(
     videos = []
     for label in classes:
         for index in range(int(n_per_class)):
-            video_seed = _stable_int("synthvideo-music", seed, label, index)
+            video_seed = stable_int("synthvideo-music", seed, label, index)
             name = _youtube_id(video_seed)
             path = os.path.join(os.fspath(root), label, f"{name}.mp4")
             videos.append(write_video(path, label, video_seed, seconds, **kwargs))
@@ -523,7 +523,7 @@ def write_vggsound_videos(
     for label in labels:
         for index in range(int(n_train) + int(n_test)):
             split = "train" if index < int(n_train) else "test"
-            video_seed = _stable_int("synthvideo-vggsound", seed, label, index)
+            video_seed = stable_int("synthvideo-vggsound", seed, label, index)
             youtube_id = _youtube_id(video_seed)
             start = int(np.random.default_rng(video_seed).integers(0, 300))
             name = name_pattern.format(

@@ -33,7 +33,7 @@ import numpy as np
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_textsep.data.music import check_ratios, split_counts
-from speechbrain_textsep.data.synthmusic import _stable_int
+from speechbrain_textsep.data.synthmusic import stable_int
 from speechbrain_textsep.data.video import (
     ExtractionConfig,
     VideoClip,
@@ -317,7 +317,7 @@ def carve_valid(clips, valid_ratio=0.05, seed=1234):
         if clip.split == "train":
             by_label.setdefault(clip.label, []).append(clip)
     for label, items in by_label.items():
-        rng = np.random.default_rng(_stable_int("vggsound-valid", seed, label))
+        rng = np.random.default_rng(stable_int("vggsound-valid", seed, label))
         order = rng.permutation(len(items))
         _, n_valid, _ = split_counts(len(items), valid_ratio, 0.0)
         for index in order[:n_valid]:
@@ -402,7 +402,7 @@ def vggsound_test_mixtures(
     else:
         targets = rows
     if n_test_mixtures is not None and n_test_mixtures < len(targets):
-        rng = np.random.default_rng(_stable_int("vggsound-targets", seed))
+        rng = np.random.default_rng(stable_int("vggsound-targets", seed))
         keep = np.sort(rng.permutation(len(targets))[: int(n_test_mixtures)])
         targets = [targets[i] for i in keep]
     pool = [r for r in rows if not is_music_label(r["label"], music_keywords)]
@@ -420,7 +420,7 @@ def vggsound_test_mixtures(
             continue  # no interferer of another label
         # uniform over the pool clips of other labels (rejection sampling)
         rng = np.random.default_rng(
-            _stable_int("vggsound-interferer", seed, target["ID"])
+            stable_int("vggsound-interferer", seed, target["ID"])
         )
         pick = pool[int(rng.integers(len(pool)))]
         while pick["label"] == target["label"]:

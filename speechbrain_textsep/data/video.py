@@ -12,14 +12,14 @@ Every video becomes one clip; a prepared ``save_folder`` holds::
     <dataset>_opts.json               options of the last completed run
 
 The manifests have the SynthMUSIC layout, so the same recipes and
-:func:`speechbrain_textsep.training.data.clip_dataset` read them.
+:func:`speechbrain_textsep.data.clips.clip_dataset` read them.
 
 Decoding uses PyAV (the ffmpeg libraries its wheels ship). The first audio
 and the first video stream are decoded in one pass over the file. The audio
 is resampled by ffmpeg's resampler (planar float, channel layout kept),
 averaged over its channels and trimmed to the duration its stream declares
 (encoder padding). Frame ``k`` (1-based, named with
-:data:`speechbrain_textsep.training.data.FRAME_NAME`) is the picture shown
+:data:`speechbrain_textsep.data.clips.FRAME_NAME`) is the picture shown
 ``(k - 1) / fps`` seconds after the start of the audio stream, so that
 ``clip_dataset`` finds the frames of a crop by its time; frames are kept as
 far as the audio goes. With ``frame_size=224`` (the default) each frame is
@@ -63,9 +63,9 @@ from speechbrain_textsep.data.synthmusic import (
     MANIFEST_FIELDS,
     MIXTURE_FIELDS,
     SPLITS,
-    _write_csv,
+    write_csv,
 )
-from speechbrain_textsep.training.data import FRAME_NAME
+from speechbrain_textsep.data.clips import FRAME_NAME
 
 logger = get_logger(__name__)
 
@@ -940,7 +940,7 @@ def prepare_video_dataset(
             }
         )
     failed.sort(key=lambda r: r["ID"])
-    _write_csv(os.path.join(save_folder, "failed.csv"), FAILED_FIELDS, failed)
+    write_csv(os.path.join(save_folder, "failed.csv"), FAILED_FIELDS, failed)
     counts = {
         status: sum(r["status"] == status for r in results)
         for status in ("extracted", "reused", "failed")
@@ -973,9 +973,9 @@ def prepare_video_dataset(
 
     for split in SPLITS:
         rows[split].sort(key=lambda r: (r["label"], r["ID"]))
-        _write_csv(manifests[split], MANIFEST_FIELDS, rows[split])
+        write_csv(manifests[split], MANIFEST_FIELDS, rows[split])
     mixtures = make_mixtures(rows["test"])
-    _write_csv(manifests["test_mixtures"], MIXTURE_FIELDS, mixtures)
+    write_csv(manifests["test_mixtures"], MIXTURE_FIELDS, mixtures)
     report["n_test_mixtures"] = len(mixtures)
     report["seconds"] = round(time.time() - start, 3)
     _write_json(report_path, report)

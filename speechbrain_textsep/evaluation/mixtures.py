@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from speechbrain_textsep.evaluation.metrics import separation_scores
 from speechbrain_textsep.evaluation.report import write_results
-from speechbrain_textsep.training.data import crop_bounds
+from speechbrain_textsep.data.clips import crop_bounds
 
 
 def read_manifest(csv_path):

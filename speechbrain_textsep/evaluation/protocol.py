@@ -50,7 +50,8 @@ from speechbrain_textsep.evaluation.mixtures import (
     evaluate_mixture_list,
     read_manifest,
 )
-from speechbrain_textsep.training.data import FRAME_NAME, frame_indices
+from speechbrain_textsep.data.clips import FRAME_NAME, frame_indices
+from speechbrain_textsep.inference.run_folder import query_encoder_in_checkpoint
 
 logger = get_logger(__name__)
 
@@ -313,8 +314,6 @@ def load_recipe_run(folder, device="cpu"):
     -------
     EvaluationModel
     """
-    from speechbrain_textsep.training.experiment import query_encoder_in_checkpoint
-
     with open(os.path.join(folder, "hyperparams.yaml")) as f:
         hparams = load_hyperpyyaml(f)
     checkpointer = hparams["checkpointer"]

@@ -30,12 +30,12 @@ class QuerySeparator(BaseQuerySeparator):
     >>> from speechbrain_textsep.inference.export import export_model
     >>> from speechbrain_textsep.models.clipsep import CLIPSep
     >>> from speechbrain_textsep.models.unet import AudioUNet
-    >>> from speechbrain_textsep.training.experiment import DEFAULT_INFERENCE_HPARAMS
+    >>> from speechbrain_textsep.templates import template_path
     >>> folder = tempfile.mkdtemp()  # a tiny random model folder
     >>> overrides = {"levels": 3, "ngf": 4, "n_maps": 4, "query_dim": 32,
     ...              "clip_model_cfg": TINY_CLIP_CFG, "clip_pretrained": None,
     ...              "query_encoder_in_folder": True}
-    >>> _ = export_model(folder, DEFAULT_INFERENCE_HPARAMS, overrides,
+    >>> _ = export_model(folder, template_path("clipsep"), overrides,
     ...                  CLIPSep(AudioUNet(4, 4, 3), 32, 4),
     ...                  CLIPQueryEncoder(model_cfg=TINY_CLIP_CFG, pretrained=None))
     >>> savedir = tempfile.mkdtemp()

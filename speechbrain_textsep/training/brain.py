@@ -12,7 +12,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from speechbrain_textsep.evaluation.metrics import sdr_improvement
 from speechbrain_textsep.models.separator import analyze
-from speechbrain_textsep.training.data import pair_partners
+from speechbrain_textsep.data.clips import pair_partners
 from speechbrain_textsep.training.losses import (
     binary_mask_targets,
     clipsep_loss,
@@ -30,11 +30,6 @@ QUERY_MODES = ("text", "image", "hybrid", "none")
 def unwrap(module):
     """The module inside a ``DistributedDataParallel`` wrapper (or itself)."""
     return module.module if isinstance(module, DistributedDataParallel) else module
-
-
-def is_trainable(module):
-    """True when ``module`` has parameters that require gradients."""
-    return any(p.requires_grad for p in module.parameters())
 
 
 def best_permutation(estimates, sources, mixture):

@@ -44,7 +44,7 @@ from speechbrain_textsep.evaluation.metrics import sdr_improvement, si_sdr_impro
 from speechbrain_textsep.models.clapsep import clapsep_condition
 from speechbrain_textsep.training.brain import MixAndSeparateBrain, unwrap
 from speechbrain_textsep.training.clapsep_losses import clapsep_loss
-from speechbrain_textsep.training.data import pair_partners
+from speechbrain_textsep.data.clips import pair_partners
 
 __all__ = [
     "CLAPSepBrain",

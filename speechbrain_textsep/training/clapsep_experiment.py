@@ -30,9 +30,10 @@ from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_textsep.encoders.clap import LAION_CLAP_CHECKPOINTS, TEXT_TEMPLATE
+from speechbrain_textsep.templates import template_path
 from speechbrain_textsep.training.brain import unwrap
 from speechbrain_textsep.training.clapsep_brain import CLAPSepBrain
-from speechbrain_textsep.training.data import crop_bounds, interleave_by_label
+from speechbrain_textsep.data.clips import crop_bounds, interleave_by_label
 
 logger = get_logger(__name__)
 
@@ -48,10 +49,8 @@ __all__ = [
     "run_clapsep_experiment",
 ]
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
 #: Inference template of the exported model folders.
-INFERENCE_HPARAMS = os.path.join(REPO_ROOT, "hparams", "clapsep.yaml")
+INFERENCE_HPARAMS = template_path("clapsep")
 
 #: Columns of the manifests of captioned clips.
 CAPTION_FIELDS = ["ID", "audio", "caption", "duration"]

@@ -31,15 +31,18 @@ from speechbrain_textsep.evaluation.protocol import (
     evaluation_model_from_hparams,
     format_result,
 )
+from speechbrain_textsep.templates import template_path
+from speechbrain_textsep.inference.run_folder import (
+    model_kind,
+    query_encoder_in_checkpoint,
+)
 from speechbrain_textsep.inference.export import export_model, write_model_card
-from speechbrain_textsep.training.brain import QuerySeparationBrain, is_trainable
-from speechbrain_textsep.training.data import clip_dataset
+from speechbrain_textsep.training.brain import QuerySeparationBrain
+from speechbrain_textsep.data.clips import clip_dataset
 
 logger = get_logger(__name__)
 
-REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-TEMPLATES = os.path.join(REPO_ROOT, "hparams")
-DEFAULT_INFERENCE_HPARAMS = os.path.join(TEMPLATES, "clipsep.yaml")
+DEFAULT_INFERENCE_HPARAMS = template_path("clipsep")
 
 #: Recipe keys of the audio front end and U-Net (every exported model).
 MODEL_KEYS = (
@@ -65,54 +68,12 @@ EXPORTED_KEYS = MODEL_KEYS[:-1] + (
 #: Inference templates and recipe keys of every exportable ``model_kind``.
 EXPORTS = {
     "clipsep": (DEFAULT_INFERENCE_HPARAMS, EXPORTED_KEYS),
-    "labelsep": (os.path.join(TEMPLATES, "labelsep.yaml"), MODEL_KEYS),
+    "labelsep": (template_path("labelsep"), MODEL_KEYS),
     "bertsep": (
-        os.path.join(TEMPLATES, "bertsep.yaml"),
+        template_path("bertsep"),
         MODEL_KEYS + ("bert_source", "bert_pooling"),
     ),
 }
-
-MODEL_KINDS = ("clipsep", "labelsep", "bertsep", "pit")
-
-
-def model_kind(hparams):
-    """The recipe's ``model_kind`` (``clipsep`` when absent), checked."""
-    kind = hparams.get("model_kind", "clipsep")
-    if kind not in MODEL_KINDS:
-        raise ValueError(f"model_kind must be one of {MODEL_KINDS}, got {kind!r}")
-    return kind
-
-
-def query_encoder_is_local(hparams):
-    """True when the CLIP weights cannot be fetched by name.
-
-    That is a random-init or inline-config CLIP, or weights from a local file:
-    their weights go into the checkpoints and the exported model folder.
-    """
-    pretrained = hparams["clip_pretrained"]
-    return (
-        bool(hparams["clip_model_cfg"])
-        or pretrained is None
-        or os.path.isfile(str(pretrained))
-    )
-
-
-def query_encoder_in_checkpoint(hparams):
-    """True when the query encoder's weights belong to the experiment.
-
-    That is a trainable encoder (LabelSep) or a CLIP that cannot be fetched
-    by name; never for a frozen BERT (fetched by name or read from its
-    folder) or a query-free model.
-    """
-    encoder = hparams.get("query_encoder")
-    if encoder is None or hparams.get("query_mode") == "none":
-        return False
-    if is_trainable(encoder):
-        return True
-    if model_kind(hparams) == "clipsep":
-        return query_encoder_is_local(hparams)
-    return False
-
 
 def prepare_query_encoder(hparams):
     """Gives a LabelSep encoder its labels (from ``train_csv``) if it has none."""

@@ -8,7 +8,7 @@ from speechbrain.dataio.batch import PaddedBatch
 
 from speechbrain_textsep.data.synthmusic import prepare_synthmusic
 from speechbrain_textsep.encoders.clip import TINY_CLIP_CFG, CLIPQueryEncoder
-from speechbrain_textsep.training.data import (
+from speechbrain_textsep.data.clips import (
     clip_dataset,
     crop_bounds,
     frame_indices,
