@@ -1,6 +1,7 @@
 # speechbrain-textsep: `make quickstart` trains and runs a text-queried
 # separator offline on SynthMUSIC; `make test` runs the test suite. Both
-# create the virtual environment and install everything first.
+# create the virtual environment and install everything first;
+# `make test-fast` runs the unit tests only.
 
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,25 +10,30 @@ DATA ?= data/SynthMUSIC
 QUICKSTART ?= results/quickstart
 export HF_HUB_OFFLINE ?= 1
 
-.PHONY: install system-deps quickstart test lint benchmark clean
+.PHONY: install system-deps quickstart test test-fast lint benchmark clean
 
-# museval (BSS Eval v4) imports stempeg, which requires the ffmpeg binaries.
+# Debian packages: ffmpeg (museval, BSS Eval v4, imports stempeg, which
+# calls the ffmpeg binaries) and the PortAudio headers (the `synthmusic`
+# extra: tinysoundfont requires pyaudio, built from source against them).
+SYSTEM_PACKAGES := ffmpeg portaudio19-dev
 system-deps:
-	@command -v ffprobe >/dev/null 2>&1 || { \
+	@missing=""; \
+	command -v ffprobe >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
+	[ -f /usr/include/portaudio.h ] || missing="$$missing portaudio19-dev"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
-	      apt-get install -y -qq --no-install-recommends ffmpeg >/dev/null; \
+	      apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	  else \
-	    echo "Please install ffmpeg (needed by museval), e.g. 'sudo apt-get install ffmpeg'"; \
+	    echo "Please install:$$missing (e.g. 'sudo apt-get install$$missing')"; \
 	    exit 1; \
-	  fi; }
+	  fi; \
+	fi
 
 $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	# tinysoundfont's only requirement, pyaudio, is for live playback.
-	$(PY) -m pip install -q --no-deps tinysoundfont==0.3.7
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,synthmusic]"
 	touch $@
 
 install: system-deps $(VENV)/.installed
@@ -43,6 +49,10 @@ quickstart: install
 
 test: install
 	$(PY) -m pytest -q
+
+# The unit tests and doctests only (under 2 minutes).
+test-fast: install
+	$(PY) -m pytest -q -m unit
 
 lint: install
 	$(VENV)/bin/ruff check . && $(VENV)/bin/ruff format --check .

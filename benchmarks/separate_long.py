@@ -33,10 +33,9 @@ from isolated import peak_rss_mb, run_isolated
 
 from speechbrain_textsep.encoders.clip import TINY_CLIP_CFG, CLIPQueryEncoder
 from speechbrain_textsep.inference import QuerySeparator
-from speechbrain_textsep.inference.export import export_model
+from speechbrain_textsep.inference.model_folder import write_model_folder
 from speechbrain_textsep.models.clipsep import CLIPSep
 from speechbrain_textsep.models.unet import AudioUNet
-from speechbrain_textsep.templates import template_path
 
 CLIP_512 = {**TINY_CLIP_CFG, "embed_dim": 512}
 
@@ -54,7 +53,8 @@ def export_full_size(folder):
         "clip_pretrained": None,
         "query_encoder_in_folder": True,
     }
-    export_model(folder, template_path("clipsep"), overrides, mask_net, encoder)
+    weights = {"mask_net": mask_net.state_dict(), "query_encoder": encoder.state_dict()}
+    write_model_folder(folder, "clipsep", overrides, weights)
     return sum(p.numel() for p in mask_net.parameters())
 
 

@@ -5,7 +5,8 @@
 queried sounds from audio files or folders of them;
 ``textsep evaluate --model SRC --mixtures CSV --clips CSV --out DIR`` scores
 a model on a list of 2-source mixtures; ``textsep export RUN --out DIR``
-turns a recipe's output folder into a model folder with a model card;
+turns a recipe's output folder (any model family) into a model folder with
+a model card;
 ``textsep import clipsep --checkpoint best_model.pt --train-args
 train-args.json --out DIR`` and ``textsep import clapsep --checkpoint
 epoch=149-step=....ckpt --out DIR`` convert checkpoints of the authors' code.
@@ -174,6 +175,11 @@ def _load(args):
 
 def _evaluate(args):
     from speechbrain_textsep.evaluation.mixtures import evaluate_mixture_list
+    from speechbrain_textsep.evaluation.report import (
+        RESULTS_FILE,
+        SUMMARY_FILE,
+        write_summary,
+    )
 
     for path in (args.mixtures, args.clips):
         if not os.path.isfile(path):
@@ -183,7 +189,7 @@ def _evaluate(args):
     def separate(mixture, labels):
         return separator.separate_batch(mixture, [labels])
 
-    summary = evaluate_mixture_list(
+    stats = evaluate_mixture_list(
         separate,
         args.mixtures,
         args.clips,
@@ -191,22 +197,30 @@ def _evaluate(args):
         segment_samples=args.segment_samples,
         sample_rate=separator.hparams.sample_rate,
         max_mixtures=args.max_mixtures,
+        query_kind="text",
     )
-    print(json.dumps({k: round(v["mean"], 3) for k, v in summary.items()}))
-    print(os.path.join(args.out, "test_results.csv"))
-    print(os.path.join(args.out, "test_summary.json"))
+    # The model folder's family (older folders did not record it)
+    kind = getattr(separator.hparams, "model_kind", None)
+    test_set = os.path.splitext(os.path.basename(args.mixtures))[0]
+    write_summary(
+        os.path.join(args.out, SUMMARY_FILE), kind, None, {test_set: {"text": stats}}
+    )
+    print(json.dumps({k: round(v["mean"], 3) for k, v in stats.items()}))
+    print(os.path.join(args.out, RESULTS_FILE))
+    print(os.path.join(args.out, SUMMARY_FILE))
 
 
 def _export(args):
-    from speechbrain_textsep.inference import load_separator
-    from speechbrain_textsep.inference.export import export_recipe_run
-    from speechbrain_textsep.training.experiment import EXPORTS
+    from speechbrain_textsep.inference.model_folder import (
+        export_recipe_run,
+        load_model_folder,
+    )
 
     try:
-        card = export_recipe_run(args.run_folder, args.out, EXPORTS, args.template)
+        card = export_recipe_run(args.run_folder, args.out, args.template)
+        load_model_folder(args.out)  # it must load before we say it is done
     except (OSError, ValueError) as e:
         raise CommandError(str(e)) from e
-    load_separator(args.out)  # the folder must load before we say it is done
     print(args.out)
     print(card)
 
@@ -217,7 +231,6 @@ def _import(args):
         import_clapsep_checkpoint,
         import_clipsep_checkpoint,
     )
-    from speechbrain_textsep.templates import template_path
 
     if args.system == "clipsep" and not args.train_args:
         raise CommandError("a CLIPSep checkpoint needs its --train-args")
@@ -232,7 +245,6 @@ def _import(args):
                 args.checkpoint,
                 args.out,
                 clap_source=args.clap_source,
-                hparams=template_path("clapsep"),
                 trust_checkpoint=args.trust_checkpoint,
             )
             out = args.out
@@ -241,27 +253,24 @@ def _import(args):
     print(out)
 
 
-def build_parser():
-    """The argument parser of ``textsep``."""
-    parser = argparse.ArgumentParser(
-        prog="textsep", description="Separate the sound you describe."
+def _model_options(sub):
+    """The options of the commands that load a model folder."""
+    sub.add_argument("--model", required=True, help="model folder or hub id")
+    sub.add_argument("--savedir", help="where fetched model files are collected")
+    sub.add_argument("--device", help="e.g. cpu, cuda:0 (default: cpu)")
+    sub.add_argument(
+        "--trust-remote-code",
+        action="store_true",
+        help="load a model folder that builds objects outside the allow-list "
+        "(speechbrain_textsep.inference.allowlist) or names files outside "
+        "itself: this runs the folder's code; only for folders you trust",
     )
-    commands = parser.add_subparsers(dest="command", required=True)
 
-    def model_options(sub):
-        sub.add_argument("--model", required=True, help="model folder or hub id")
-        sub.add_argument("--savedir", help="where fetched model files are collected")
-        sub.add_argument("--device", help="e.g. cpu, cuda:0 (default: cpu)")
-        sub.add_argument(
-            "--trust-remote-code",
-            action="store_true",
-            help="load a model whose hyperparams.yaml uses code outside the "
-            "allowed packages",
-        )
 
+def _add_separate(commands):
     separate = commands.add_parser("separate", help="separate queried sounds")
     separate.add_argument("inputs", nargs="+", help="audio files or folders")
-    model_options(separate)
+    _model_options(separate)
     separate.add_argument(
         "--query", action="append", help="text of a sound to keep (repeatable)"
     )
@@ -296,10 +305,12 @@ def build_parser():
     separate.add_argument("--plot", action="store_true", help="spectrogram figures")
     separate.set_defaults(run=_separate)
 
+
+def _add_evaluate(commands):
     evaluate = commands.add_parser(
         "evaluate", help="score a model on a list of 2-source mixtures"
     )
-    model_options(evaluate)
+    _model_options(evaluate)
     evaluate.add_argument(
         "--mixtures", required=True, help="CSV: ID,source1,label1,source2,label2"
     )
@@ -311,8 +322,11 @@ def build_parser():
     evaluate.add_argument("--max-mixtures", type=int)
     evaluate.set_defaults(run=_evaluate)
 
+
+def _add_export(commands):
     export = commands.add_parser(
-        "export", help="a recipe output folder -> a model folder with a card"
+        "export",
+        help="a recipe output folder (any model family) -> a model folder with a card",
     )
     export.add_argument(
         "run_folder",
@@ -323,6 +337,8 @@ def build_parser():
     export.add_argument("--template", help="inference hparams template")
     export.set_defaults(run=_export)
 
+
+def _add_import(commands):
     importer = commands.add_parser(
         "import", help="a checkpoint of the authors' code -> a model folder"
     )
@@ -346,6 +362,23 @@ def build_parser():
     )
     importer.add_argument("--out", required=True, help="model folder to write")
     importer.set_defaults(run=_import)
+
+
+def build_parser():
+    """The argument parser of ``textsep``.
+
+    Example
+    -------
+    >>> args = build_parser().parse_args(["export", "runs/a", "--out", "model"])
+    >>> args.run_folder, args.out, args.run.__name__
+    ('runs/a', 'model', '_export')
+    """
+    parser = argparse.ArgumentParser(
+        prog="textsep", description="Separate the sound you describe."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    for add in (_add_separate, _add_evaluate, _add_export, _add_import):
+        add(commands)
     return parser
 
 

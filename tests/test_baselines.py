@@ -25,6 +25,8 @@ from speechbrain_textsep.training.losses import (
     pit_mask_loss,
 )
 
+pytestmark = pytest.mark.integration
+
 LABELS = ["cello", "flute", "trumpet"]
 
 

@@ -77,6 +77,7 @@ def no_network(monkeypatch):
     return attempts
 
 
+@pytest.mark.unit
 def test_shapes_and_normalisation(encoder, clips):
     assert encoder.embedding_dim == D
     assert encoder.sample_rate == RATE and encoder.clip_samples == CLIP
@@ -96,6 +97,7 @@ def test_shapes_and_normalisation(encoder, clips):
     torch.testing.assert_close(encoder(audio=clips, sample_rate=RATE), audio)
 
 
+@pytest.mark.unit
 def test_template_and_ensemble(encoder, tokenizer_folder):
     out = encoder.encode_text(["violin", "flute"], template=TEXT_TEMPLATE)
     torch.testing.assert_close(
@@ -109,6 +111,7 @@ def test_template_and_ensemble(encoder, tokenizer_folder):
     torch.testing.assert_close(mean, F.normalize(sum(parts), dim=-1))
 
 
+@pytest.mark.unit
 def test_embeddings_are_laion_clap_embeddings(encoder, clips):
     # Text: laion_clap's get_text_embedding on laion_clap's tokenisation.
     texts = ["The sound of violin", "a dog"]
@@ -132,6 +135,7 @@ def test_embeddings_are_laion_clap_embeddings(encoder, clips):
     )
 
 
+@pytest.mark.unit
 def test_audio_branch_and_htsat_input(encoder):
     branch = encoder.audio_branch
     assert branch is encoder.clap.audio_branch
@@ -159,6 +163,7 @@ def test_audio_branch_and_htsat_input(encoder):
     assert not any(p.requires_grad for p in encoder.parameters())
 
 
+@pytest.mark.unit
 def test_resampling(encoder):
     gen = torch.Generator().manual_seed(1)
     x16 = torch.randn(2, 32000, generator=gen) * 0.1
@@ -175,6 +180,7 @@ def test_resampling(encoder):
     assert (cosine > 0.99).all()
 
 
+@pytest.mark.unit
 def test_repeat_pad_and_crop():
     cfg = {"sample_rate": 10, "clip_samples": 10}
     short = torch.arange(1.0, 4.0)  # 3 samples: repeated 3 times, then 0
@@ -192,6 +198,7 @@ def test_repeat_pad_and_crop():
     assert torch.equal(clap_audio_input(exact, 10, cfg)[0], exact)
 
 
+@pytest.mark.unit
 def test_frozen_and_eval(encoder):
     assert all(not p.requires_grad for p in encoder.parameters())
     parent = torch.nn.ModuleDict({"enc": encoder, "head": torch.nn.Linear(D, 1)})
@@ -206,6 +213,7 @@ def test_frozen_and_eval(encoder):
     assert parent["head"].weight.grad is not None
 
 
+@pytest.mark.unit
 def test_cache(tokenizer_folder):
     enc = make_encoder(tokenizer_folder, 0)
     first = enc.encode_text(["violin", "flute"])
@@ -226,6 +234,7 @@ def test_cache(tokenizer_folder):
     assert not enc._cache
 
 
+@pytest.mark.integration
 def test_folder_roundtrip(encoder, tokenizer_folder, clips, tmp_path):
     folder = encoder.save_pretrained_dir(tmp_path / "tiny")
     config = json.loads((folder / "clap_config.json").read_text())
@@ -250,6 +259,7 @@ def test_folder_roundtrip(encoder, tokenizer_folder, clips, tmp_path):
     torch.testing.assert_close(loaded.encode_text(texts), encoder.encode_text(texts))
 
 
+@pytest.mark.integration
 def test_laion_checkpoint_file(encoder, tokenizer_folder, clips, tmp_path):
     # laion_clap's training format: DDP "module." prefixes inside "state_dict",
     # with the position_ids buffer of old transformers versions.
@@ -281,6 +291,7 @@ def test_laion_checkpoint_file(encoder, tokenizer_folder, clips, tmp_path):
         CLAPQueryEncoder(unsafe, model_cfg=TINY_CLAP_CFG, tokenizer=tokenizer_folder)
 
 
+@pytest.mark.integration
 def test_hub_cache_offline(encoder, tokenizer_folder, clips, tmp_path, monkeypatch):
     attempts = no_network(monkeypatch)
     cache = tmp_path / "hf_cache"
@@ -324,6 +335,7 @@ def test_hub_cache_offline(encoder, tokenizer_folder, clips, tmp_path, monkeypat
     assert not attempts, f"tried the network while offline: {attempts}"
 
 
+@pytest.mark.unit
 def test_offline_missing_checkpoint(tmp_path, monkeypatch):
     attempts = no_network(monkeypatch)
     with pytest.raises(CLAPWeightsUnavailableError) as info:
@@ -334,6 +346,7 @@ def test_offline_missing_checkpoint(tmp_path, monkeypatch):
     assert not attempts
 
 
+@pytest.mark.unit
 def test_offline_missing_tokenizer(tmp_path, monkeypatch):
     attempts = no_network(monkeypatch)
     # roberta-base text model: its tokenizer defaults to the hub's roberta-base.
@@ -350,6 +363,7 @@ def test_offline_missing_tokenizer(tmp_path, monkeypatch):
         CLAPQueryEncoder(None, model_cfg=TINY_CLAP_CFG)
 
 
+@pytest.mark.unit
 def test_missing_local_files(tokenizer_folder, tmp_path):
     folder = save_local_clap(TINY_CLAP_CFG, tmp_path / "tiny", CAPTIONS)
     (folder / "clap_model.pt").unlink()
@@ -367,6 +381,7 @@ def test_missing_local_files(tokenizer_folder, tmp_path):
         CLAPQueryEncoder(None, model_cfg=big, tokenizer=tokenizer_folder)
 
 
+@pytest.mark.unit
 def test_input_errors(encoder):
     for bad in ["", "  ", [], ["violin", " "]]:
         with pytest.raises(ValueError, match="empty text query"):
@@ -391,6 +406,7 @@ def test_input_errors(encoder):
         CLAPQueryEncoder(None, model_cfg=TINY_CLAP_CFG, crop="middle")
 
 
+@pytest.mark.unit
 def test_config_checks():
     assert check_clap_cfg(TINY_CLAP_CFG)["embed_dim"] == 128
     cfg = laion_clap_cfg("HTSAT-tiny")
@@ -409,6 +425,7 @@ def test_config_checks():
     assert TINY_CLAP_CFG == before
 
 
+@pytest.mark.integration
 def test_full_htsat_base_roberta_base(tokenizer_folder):
     # The architecture of music_audioset_epoch_15_esc_90.14.pt (random weights).
     cfg = laion_clap_cfg("HTSAT-base")

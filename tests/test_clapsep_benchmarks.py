@@ -15,9 +15,8 @@ from speechbrain_textsep.encoders.clap import (
     CLAPQueryEncoder,
     build_tiny_tokenizer,
 )
-from speechbrain_textsep.evaluation.clapsep_benchmarks import (
+from speechbrain_textsep.evaluation.clapsep import (
     BenchmarkItem,
-    bss_sdr,
     clap_embed_fns,
     clapsep_metrics,
     clapsep_separate_fn,
@@ -27,11 +26,15 @@ from speechbrain_textsep.evaluation.clapsep_benchmarks import (
     mix_at_snr,
     read_benchmark_csv,
     read_query_samples,
-    si_sdr_authors,
-    snr_authors,
+    results_table,
+    si_sdr_no_zero_mean,
     write_benchmark_csv,
 )
+from speechbrain_textsep.evaluation.metrics import bss_eval_v3_sdr, sdr
 from speechbrain_textsep.models.clapsep import CLAPSep
+from speechbrain_textsep.utils.metric_keys import METRIC_KEYS
+
+pytestmark = pytest.mark.integration
 
 CLASSES = ("violin", "flute", "cello")
 RENDER_RATE = 16000  # rendered at 16 kHz, read back at 32 kHz
@@ -44,28 +47,46 @@ def _tone(seed, n=4000):
 
 
 # ------------------------------------------------------------- metrics ---
+@pytest.mark.unit
 def test_metrics_hand_computed():
     s = torch.tensor([1.0, -1.0, 1.0, -1.0] * 250, dtype=torch.float64)
     e = torch.tensor([1.0, 1.0, -1.0, -1.0] * 250, dtype=torch.float64)  # s.e = 0
-    # SNR: |s|^2 / |0.1 e|^2 = 100 -> 20 dB; SI-SDR ignores the gain 2
-    assert snr_authors(s + 0.1 * e, s).item() == pytest.approx(20.0, abs=1e-6)
-    assert si_sdr_authors(2 * s + 0.2 * e, s).item() == pytest.approx(20.0, abs=1e-6)
+    # plain SDR: |s|^2 / |0.1 e|^2 = 100 -> 20 dB; SI-SDR ignores the gain 2
+    assert sdr(s + 0.1 * e, s).item() == pytest.approx(20.0, abs=1e-6)
+    assert si_sdr_no_zero_mean(2 * s + 0.2 * e, s).item() == pytest.approx(
+        20.0, abs=1e-6
+    )
     # the SI-SDR of the authors has no zero-mean: a DC offset is distortion
-    assert si_sdr_authors(s + 0.1, s).item() == pytest.approx(20.0, abs=1e-6)
-    # plain SNR of a gain-0.5 estimate: 10 log10(1 / 0.25) = 6.02 dB, while
-    # the BSS-style SDR allows the (filter) gain and is huge
-    assert snr_authors(0.5 * s, s).item() == pytest.approx(6.0206, abs=1e-4)
-    assert bss_sdr(0.5 * _tone(0), _tone(0)).item() > 100
+    assert si_sdr_no_zero_mean(s + 0.1, s).item() == pytest.approx(20.0, abs=1e-6)
+    # plain SDR of a gain-0.5 estimate: 10 log10(1 / 0.25) = 6.02 dB, while
+    # the BSS v3 SDR allows the (filter) gain and is huge
+    assert sdr(0.5 * s, s).item() == pytest.approx(6.0206, abs=1e-4)
+    assert bss_eval_v3_sdr(0.5 * _tone(0), _tone(0)).item() > 100
 
     # improvements: mixture = s + e (0 dB); estimate = s + 0.1 e
     scores = clapsep_metrics((s + 0.1 * e).float(), s.float(), (s + e).float())
-    assert scores["snr_mix"] == pytest.approx(0.0, abs=1e-5)
-    assert scores["snri"] == pytest.approx(20.0, abs=1e-4)
-    assert scores["si_sdri"] == pytest.approx(20.0, abs=1e-4)
-    assert scores["sdri"] == pytest.approx(scores["sdr"] - scores["sdr_mix"])
+    assert list(scores) == [
+        "sdr_bss_v3",
+        "sdr_bss_v3_mixture",
+        "si_sdr_nzm",
+        "si_sdr_nzm_mixture",
+        "sdr_plain",
+        "sdr_plain_mixture",
+        "sdri_bss_v3",
+        "si_sdri_nzm",
+        "sdri_plain",
+    ]
+    assert {k for k in scores if not k.endswith("_mixture")} <= set(METRIC_KEYS)
+    assert scores["sdr_plain_mixture"] == pytest.approx(0.0, abs=1e-5)
+    assert scores["sdri_plain"] == pytest.approx(20.0, abs=1e-4)
+    assert scores["si_sdri_nzm"] == pytest.approx(20.0, abs=1e-4)
+    assert scores["sdri_bss_v3"] == pytest.approx(
+        scores["sdr_bss_v3"] - scores["sdr_bss_v3_mixture"]
+    )
 
 
-def test_bss_sdr_is_the_filtered_projection():
+@pytest.mark.unit
+def test_bss_eval_v3_sdr_is_the_filtered_projection():
     """Against an explicit least-squares projection and mir_eval."""
     ref, noise = _tone(1, 2000), _tone(2, 2000)
     est = torch.cat([torch.zeros(2), ref[:-2]]) * 0.7 + 0.3 * noise
@@ -79,32 +100,33 @@ def test_bss_sdr_is_the_filtered_projection():
     coef, *_ = np.linalg.lstsq(basis, target, rcond=None)
     proj = basis @ coef
     expected = 10 * np.log10((proj**2).sum() / ((target - proj) ** 2).sum())
-    assert bss_sdr(est, ref, filter_length=taps).item() == pytest.approx(
+    assert bss_eval_v3_sdr(est, ref, filter_length=taps).item() == pytest.approx(
         expected, abs=1e-6
     )
 
     import mir_eval.separation
 
     ref, est = _tone(3), 0.5 * _tone(3) + 0.5 * _tone(4)
-    sdr, *_ = mir_eval.separation.bss_eval_sources(
+    mir_sdr, *_ = mir_eval.separation.bss_eval_sources(
         ref.numpy()[None], est.numpy()[None], compute_permutation=False
     )
-    assert bss_sdr(est, ref).item() == pytest.approx(sdr[0], abs=1e-3)
+    assert bss_eval_v3_sdr(est, ref).item() == pytest.approx(mir_sdr[0], abs=1e-3)
 
 
+@pytest.mark.unit
 def test_mix_at_zero_db_as_the_authors():
     target, noise = 0.1 * _tone(5).float(), 3.0 * _tone(6).float()
-    mixture, t, n = mix_at_snr(target, noise)
+    mixture, t, n = mix_at_snr(target, noise, 0.0)
     assert torch.allclose(mixture, t + n)
     assert torch.equal(t, target)  # no peak above 1: unchanged
-    assert snr_authors(mixture, t).item() == pytest.approx(0.0, abs=1e-4)
-    mixture, t, n = mix_at_snr(target * 20, noise)  # peak > 1: scaled to 0.9
+    assert sdr(mixture, t).item() == pytest.approx(0.0, abs=1e-4)
+    mixture, t, n = mix_at_snr(target * 20, noise, 0.0)  # peak > 1: scaled to 0.9
     assert mixture.abs().max().item() == pytest.approx(0.9)
     assert torch.allclose(mixture, t + n)
     ratio = t / (target * 20)  # the target is scaled with the mixture
     assert torch.allclose(ratio, ratio[0].expand_as(ratio)) and ratio[0] < 1
-    assert snr_authors(mixture, t).item() == pytest.approx(0.0, abs=1e-4)
-    with pytest.raises(ValueError, match="noise is silent"):
+    assert sdr(mixture, t).item() == pytest.approx(0.0, abs=1e-4)
+    with pytest.raises(ValueError, match="interferer is silent"):
         mix_at_snr(target, torch.zeros_like(target))
 
 
@@ -156,6 +178,7 @@ def bench(tmp_path_factory):
     yield root, audio, encoder, model
 
 
+@pytest.mark.integration
 def test_authors_layout_round_trip(bench):
     root, audio, _, _ = bench
     items = read_benchmark_csv(root / "music_eval.csv")
@@ -185,6 +208,7 @@ class Recorder:
         return self.separate(mixture, positive, negative)
 
 
+@pytest.mark.integration
 def test_text_queries_p_n_pn(bench, tmp_path):
     root, audio, encoder, model = bench
     embed_text, _ = clap_embed_fns(encoder)
@@ -218,14 +242,23 @@ def test_text_queries_p_n_pn(bench, tmp_path):
     assert "512-tap" in summary["sdr_definition"]
     with open(tmp_path / "text_P.csv") as f:
         rows = list(csv.DictReader(f))
-    sdri = np.array([float(r["sdri"]) for r in rows])
-    stats = summary["conditions"]["text_P"]["sdri"]
+    sdri = np.array([float(r["sdri_bss_v3"]) for r in rows])
+    stats = summary["conditions"]["text_P"]["sdri_bss_v3"]
     assert stats["mean"] == pytest.approx(sdri.mean())
     assert stats["std"] == pytest.approx(sdri.std(ddof=1))
     assert stats["count"] == len(items)
     assert rows[0]["negative_caption"] == ""  # P only
+    for key in ("sdri_bss_v3", "si_sdri_nzm", "sdri_plain", "sdr_plain_mixture"):
+        assert key in rows[0] and key in summary["conditions"]["text_P"]
+    assert not {"sdri", "snri", "snr", "sdr", "sdr_mix"} & set(rows[0])
+    table = results_table(summary).splitlines()
+    assert table[0] == (
+        "| condition | n | sdri_bss_v3 (dB) | si_sdri_nzm (dB) | sdri_plain (dB) |"
+    )
+    assert table[2].startswith(f"| text_P | {len(items)} | ")
 
 
+@pytest.mark.integration
 def test_constructed_estimates_give_known_improvements(bench):
     root, audio, encoder, _ = bench
     embed_text, _ = clap_embed_fns(encoder)
@@ -242,21 +275,24 @@ def test_constructed_estimates_give_known_improvements(bench):
         clip_seconds=SECONDS,
     )
     stats = results["conditions"]["text_P+N"]
-    # a gain is no distortion for SDR (BSS) and SI-SDR: 0 dB improvement
-    assert stats["sdri"]["mean"] == pytest.approx(0.0, abs=1e-6)
-    assert stats["si_sdri"]["mean"] == pytest.approx(0.0, abs=1e-6)
-    assert stats["snr_mix"]["mean"] == pytest.approx(0.0, abs=1e-4)  # 0 dB
-    # plain SNR of 0.5 (t + n): 10 log10(|t|^2 / |0.5 t - 0.5 n|^2) - 0
+    # a gain is no distortion for the BSS v3 SDR and SI-SDR: 0 dB improvement
+    assert stats["sdri_bss_v3"]["mean"] == pytest.approx(0.0, abs=1e-6)
+    assert stats["si_sdri_nzm"]["mean"] == pytest.approx(0.0, abs=1e-6)
+    assert stats["sdr_plain_mixture"]["mean"] == pytest.approx(0.0, abs=1e-4)  # 0 dB
+    # plain SDR of 0.5 (t + n): 10 log10(|t|^2 / |0.5 t - 0.5 n|^2) - 0
     expected = []
     for item in read_benchmark_csv(root / "music_eval.csv"):
         t = load_clip(audio / item.source_file, RATE, SECONDS)
         n = load_clip(audio / item.noise_file, RATE, SECONDS)
-        _, t, n = mix_at_snr(t, n)
+        _, t, n = mix_at_snr(t, n, 0.0)
         t, n = t.double(), n.double()
         expected.append(10 * torch.log10(t.pow(2).sum() / (0.5 * (t - n)).pow(2).sum()))
-    assert stats["snri"]["mean"] == pytest.approx(float(np.mean(expected)), abs=1e-4)
+    assert stats["sdri_plain"]["mean"] == pytest.approx(
+        float(np.mean(expected)), abs=1e-4
+    )
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("modality", ["audio", "audio+text"])
 def test_audio_query_shots_are_averaged(bench, modality):
     root, audio, encoder, model = bench
@@ -290,6 +326,7 @@ def test_audio_query_shots_are_averaged(bench, modality):
     assert not torch.allclose(separate.calls[0][1], separate.calls[6][1])
 
 
+@pytest.mark.integration
 def test_audio_queries_need_samples(bench):
     root, audio, encoder, model = bench
     embed_text, embed_audio = clap_embed_fns(encoder)
@@ -315,6 +352,7 @@ def test_audio_queries_need_samples(bench):
         )
 
 
+@pytest.mark.recipe
 def test_evaluate_script_with_a_bare_checkpoint(bench, tmp_path):
     import importlib.util
 

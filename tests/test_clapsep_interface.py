@@ -13,6 +13,8 @@ from speechbrain_textsep.evaluation.metrics import sdr
 from speechbrain_textsep.inference import CLAPSepSeparator, Query
 from speechbrain_textsep.models.clapsep import CLAPSep, clapsep_condition
 
+pytestmark = pytest.mark.integration
+
 RATE = 32000
 TINY_MODEL = {
     "lora_rank": 4,

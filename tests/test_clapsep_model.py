@@ -70,6 +70,7 @@ def mixture(batch, seconds=10.0, seed=3):
 # ---------------------------------------------------------------- encoder
 
 
+@pytest.mark.unit
 def test_frames_to_image_is_htsat_reshape(htsat):
     x = torch.randn(2, 1, 1024, 64)
     image = frames_to_image(x, htsat.freq_ratio)
@@ -77,6 +78,7 @@ def test_frames_to_image_is_htsat_reshape(htsat):
     assert torch.equal(image_to_frames(image, htsat.freq_ratio), x)
 
 
+@pytest.mark.unit
 def test_encoder_levels_and_equivalence_to_htsat(htsat):
     features = HTSATFeatures(htsat, lora_rank=16)
     assert features.grids == [(64, 64), (32, 32), (16, 16), (8, 8), (8, 8)]
@@ -101,6 +103,7 @@ def test_encoder_levels_and_equivalence_to_htsat(htsat):
         torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.unit
 def test_encoder_rejects_other_modules_and_long_inputs(htsat):
     with pytest.raises(TypeError, match="HTSAT_Swin_Transformer"):
         HTSATFeatures(nn.Linear(2, 2))
@@ -109,6 +112,7 @@ def test_encoder_rejects_other_modules_and_long_inputs(htsat):
         features(torch.zeros(1, 1024 * 480))
 
 
+@pytest.mark.unit
 def test_lora_parameters_tiny(htsat):
     features = HTSATFeatures(htsat, lora_rank=16, lora_alpha=1.0)
     trainable = {n: p for n, p in features.named_parameters() if p.requires_grad}
@@ -125,6 +129,7 @@ def test_lora_parameters_tiny(htsat):
     assert not any("relative_position_bias_table" in n for n in trainable)
 
 
+@pytest.mark.unit
 def test_original_htsat_untouched(htsat):
     before = {k: v.clone() for k, v in htsat.state_dict().items()}
     flags = {n: p.requires_grad for n, p in htsat.named_parameters()}
@@ -149,6 +154,7 @@ def test_original_htsat_untouched(htsat):
 # ---------------------------------------------------------------- decoder
 
 
+@pytest.mark.unit
 def test_unmerge_patches_inverts_htsat_patch_merging():
     merging = clap_module().htsat.PatchMerging((8, 6), dim=3)
     merging.norm, merging.reduction = nn.Identity(), nn.Identity()
@@ -156,6 +162,7 @@ def test_unmerge_patches_inverts_htsat_patch_merging():
     assert torch.equal(unmerge_patches(merging(x), 4, 3), x)
 
 
+@pytest.mark.unit
 def test_patch_expand_shapes():
     expand = PatchExpand((8, 4), 32)
     assert expand(torch.randn(3, 32, 32)).shape == (3, 16 * 8, 16)
@@ -163,6 +170,7 @@ def test_patch_expand_shapes():
         PatchExpand((2, 2), 5)
 
 
+@pytest.mark.unit
 def test_film_identity_and_skip():
     film = FiLM(condition_dim=10, channels=6)
     h, c = torch.randn(2, 7, 6), torch.randn(2, 10)
@@ -182,6 +190,7 @@ def test_film_identity_and_skip():
     torch.testing.assert_close(skip(h, c), skip.norm(h))
 
 
+@pytest.mark.unit
 def test_decoder_output_is_the_htsat_image(model):
     feats = [
         torch.randn(2, h * w, d)
@@ -196,6 +205,7 @@ def test_decoder_output_is_the_htsat_image(model):
 # ---------------------------------------------------------------- model
 
 
+@pytest.mark.unit
 def test_condition_helpers():
     e = torch.randn(2, 512)
     c = clapsep_condition(positive=e)
@@ -210,6 +220,7 @@ def test_condition_helpers():
     torch.testing.assert_close(n[:2].norm(dim=-1), torch.ones(2))
 
 
+@pytest.mark.unit
 def test_zeroed_queries_and_normalisation(model):
     e = random_condition(1)[:, :512]
     pos_only = clapsep_condition(positive=e)
@@ -225,6 +236,7 @@ def test_zeroed_queries_and_normalisation(model):
     torch.testing.assert_close(out[3], out[4], rtol=0, atol=1e-6)
 
 
+@pytest.mark.unit
 def test_forward_shapes_and_masks(model):
     condition = random_condition(2)
     with torch.no_grad():
@@ -236,6 +248,7 @@ def test_forward_shapes_and_masks(model):
     assert torch.equal(masks, mask)
 
 
+@pytest.mark.integration
 def test_short_inputs_are_padded_to_10_s(htsat):
     model = tiny_model(htsat, pad_seconds=10.0).eval()
     assert model.pad_samples == 320000
@@ -250,6 +263,7 @@ def test_short_inputs_are_padded_to_10_s(htsat):
     torch.testing.assert_close(estimate, full[:, :length], rtol=0, atol=1e-5)
 
 
+@pytest.mark.unit
 def test_length_limits(model):
     assert model.max_samples == 1024 * 320 - 1  # 10.24 s minus one sample
     condition = random_condition(1)
@@ -260,6 +274,7 @@ def test_length_limits(model):
         model(torch.zeros(1, model.max_samples + 1), condition)
 
 
+@pytest.mark.unit
 def test_bad_inputs(model, htsat):
     with pytest.raises(ValueError, match="batch, time"):
         model(torch.zeros(SR), random_condition(1))
@@ -271,6 +286,7 @@ def test_bad_inputs(model, htsat):
         CLAPSep(htsat, hop_length=256)
 
 
+@pytest.mark.integration
 def test_batch_independence(model):
     mix, condition = mixture(2, 3.0), random_condition(2)
     with torch.no_grad():
@@ -279,6 +295,7 @@ def test_batch_independence(model):
     torch.testing.assert_close(alone[0], batch[0], rtol=0, atol=1e-5)
 
 
+@pytest.mark.unit
 def test_thread_safety(model):
     mixes = [mixture(1, 2.0, seed=s) for s in (5, 6)]
     conditions = [random_condition(1, seed=s) for s in (7, 8)]
@@ -299,6 +316,7 @@ def test_thread_safety(model):
         torch.testing.assert_close(got, want, rtol=0, atol=1e-6)
 
 
+@pytest.mark.unit
 def test_gradients_reach_only_trainable_parameters(htsat):
     model = tiny_model(htsat).train()
     assert not model.encoder.training  # the HTSAT copy always runs in eval mode
@@ -313,6 +331,7 @@ def test_gradients_reach_only_trainable_parameters(htsat):
     assert ups and all(p.grad.abs().sum() > 0 for p in ups)
 
 
+@pytest.mark.unit
 def test_trainable_state_dict_round_trip(htsat, tmp_path):
     source = tiny_model(htsat, seed=1).train()
     with torch.no_grad():
@@ -339,6 +358,7 @@ def test_trainable_state_dict_round_trip(htsat, tmp_path):
         )
 
 
+@pytest.mark.unit
 def test_checkpointer_saves_only_the_trained_part(htsat, tmp_path):
     from speechbrain.utils.checkpoints import Checkpointer
 
@@ -355,6 +375,7 @@ def test_checkpointer_saves_only_the_trained_part(htsat, tmp_path):
     assert torch.load(saved, weights_only=True).keys() == set(source.trained_keys())
 
 
+@pytest.mark.integration
 def test_full_size_parameter_counts():
     torch.manual_seed(0)
     model = CLAPSep(build_htsat())  # HTSAT-base geometry, random weights
@@ -392,6 +413,7 @@ def test_full_size_parameter_counts():
 # ---------------------------------------------------------------- loss
 
 
+@pytest.mark.unit
 def test_loss_hand_computed():
     target = torch.tensor([1.0, -1.0, 1.0, -1.0])
     noise = torch.tensor([1.0, 1.0, -1.0, -1.0])

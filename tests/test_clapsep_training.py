@@ -2,6 +2,7 @@
 
 import csv
 import glob
+import json
 import os
 import shutil
 
@@ -22,6 +23,8 @@ from speechbrain_textsep.training.clapsep_brain import (
     QueryAugmentation,
     sample_query_sides,
 )
+
+pytestmark = pytest.mark.integration
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SYNTH = os.path.join(ROOT, "recipes", "SynthMUSIC", "clapsep")
@@ -78,8 +81,20 @@ def test_recipe_trains_and_validates(trained):
     assert [e["epoch"] for e in epochs] == [1, 2, 3]
     assert epochs[-1]["steps"] == 18  # 24 clips in batches of 4
     for e in epochs:
-        assert all(key in e for key in ("valid loss", "valid sdri", "valid si_sdri"))
-    assert os.path.isfile(os.path.join(trained["output"], "test_summary.json"))
+        assert all(
+            key in e for key in ("valid loss", "valid sdri_plain", "valid si_sdri")
+        )
+    with open(os.path.join(trained["output"], "test_summary.json")) as f:
+        doc = json.load(f)  # the result schema
+    assert (doc["model_kind"], doc["experiment"]) == ("clapsep", "clapsep_tiny")
+    stats = doc["results"]["test"]["text_PN"]
+    assert stats["si_sdri"]["count"] == 6  # every test clip mixed with a partner
+    assert set(stats) == {"sdr_plain", "sdri_plain", "si_sdr", "si_sdri"}
+    rows = os.path.join(trained["output"], "test", "test", "text_PN")
+    with open(os.path.join(rows, "test_results.csv")) as f:
+        items = list(csv.DictReader(f))
+    assert [r["query_kind"] for r in items] == ["text_PN"] * 6
+    assert all(r["query"].startswith("The sound of ") for r in items)
 
 
 def test_resume_from_checkpoint(trained):
@@ -107,8 +122,10 @@ def test_checkpoint_holds_only_trained_keys(trained, clap_folder):
 def load_model_hparams(output, clap_folder):
     """The exported hyperparameters, built (the CLAP given as a path)."""
     folder = os.path.join(output, "model")
+    clap = os.path.join(folder, "clap")
     with open(os.path.join(folder, "hyperparams.yaml")) as f:
-        return load_hyperpyyaml(f, {"clap_source": os.path.join(folder, "clap")})
+        # written resolved: the CLAP object names its folder itself
+        return load_hyperpyyaml(f, {"clap_source": clap, "clap": {"source": clap}})
 
 
 def test_export_folder_builds_and_loads(trained, clap_folder):
@@ -151,7 +168,15 @@ def small_brain(**hparams):
     """A CLAPSepBrain only used for its query logic (no model)."""
     return CLAPSepBrain(
         modules={"dummy": torch.nn.Linear(1, 1)},
-        hparams={"sample_rate": 32000, **hparams},
+        hparams={
+            "sample_rate": 32000,
+            "query_mix": (0.25, 0.25, 0.5),
+            "multimodal": True,
+            "query_augmentation": None,
+            "valid_audio_weight": 0.0,
+            "snr_weight": 0.9,
+            **hparams,
+        },
         run_opts={"device": "cpu"},
     )
 
@@ -273,7 +298,7 @@ def test_brain_training_steps_lower_the_loss(data_folder, clap_folder):
     from speechbrain.dataio.batch import PaddedBatch
 
     from speechbrain_textsep.models.clapsep import CLAPSep
-    from speechbrain_textsep.training.clapsep_experiment import read_clip_segment
+    from speechbrain_textsep.training.families.clapsep import read_clip_segment
 
     torch.manual_seed(0)
     clap = CLAPQueryEncoder(clap_folder)
@@ -295,6 +320,9 @@ def test_brain_training_steps_lower_the_loss(data_folder, clap_folder):
             "sample_rate": 32000,
             "query_mix": (0.0, 0.0, 1.0),
             "multimodal": False,
+            "query_augmentation": None,
+            "valid_audio_weight": 0.0,
+            "snr_weight": 0.9,
             "max_grad_norm": 5.0,
         },
         run_opts={"device": "cpu"},

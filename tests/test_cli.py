@@ -14,6 +14,8 @@ from speechbrain_textsep.evaluation.mixtures import load_centre_segment, read_ma
 from speechbrain_textsep.inference import QuerySeparator
 from speechbrain_textsep.inference.audio import read_audio
 
+pytestmark = pytest.mark.recipe
+
 TEXTSEP = os.path.join(os.path.dirname(sys.executable), "textsep")
 
 
@@ -192,9 +194,13 @@ def test_export_writes_a_loadable_folder_with_a_model_card(
     assert stdout.split() == [str(out), str(out / "README.md")]
     card = (out / "README.md").read_text()
     with open(os.path.join(trained, "test_summary.json")) as f:
-        summary = json.load(f)
-    assert f"| sdri | {summary['sdri']['mean']:.2f} |" in card
+        summary = json.load(f)["results"]["test_mixtures"]["text"]
+    assert f"| sdri_plain | {summary['sdri_plain']['mean']:.2f} |" in card
+    assert "- `sdri_plain`: plain SDR improvement over the mixture" in card
     assert "24 single-source clips of 3 classes (flute, tuba, xylophone)" in card
+    assert "best validation `sdri_plain`" in card
+    with open(os.path.join(trained, "test_summary.json")) as f:
+        assert json.load(f) == json.loads((out / "test_summary.json").read_text())
     # the recipe's own export at the end of training has the same card
     with open(os.path.join(trained, "model", "README.md")) as f:
         assert f.read() == card
@@ -228,6 +234,9 @@ def test_evaluate_reproduces_the_training_test_figures(trained, data_folder, tmp
     assert code == 0, stderr[-3000:]
     means = json.loads(stdout.splitlines()[0])
     with open(os.path.join(trained, "test_summary.json")) as f:
-        summary = json.load(f)
-    assert means["sdri"] == pytest.approx(summary["sdri"]["mean"], abs=2e-3)
+        summary = json.load(f)["results"]["test_mixtures"]["text"]
+    assert means["sdri_plain"] == pytest.approx(summary["sdri_plain"]["mean"], abs=2e-3)
     assert os.path.isfile(out / "test_results.csv")
+    doc = json.loads((out / "test_summary.json").read_text())  # the result schema
+    assert doc["model_kind"] == "clipsep"
+    assert doc["results"]["test_mixtures"]["text"]["sdri_plain"]["count"] == 8

@@ -47,6 +47,7 @@ def image_files(tmp_path):
     return paths
 
 
+@pytest.mark.unit
 def test_text_shapes(encoder):
     assert encoder.embedding_dim == D
     assert encoder.encode_text(["dog", "a cat on a sofa"]).shape == (2, D)
@@ -60,6 +61,7 @@ def test_text_shapes(encoder):
     assert len(PROMPT_ENSEMBLE) == 4 and all("{}" in t for t in PROMPT_ENSEMBLE)
 
 
+@pytest.mark.unit
 def test_text_is_raw_clip_embedding(encoder):
     out = encoder.encode_text(["dog", "cat"], template=TRAIN_TEMPLATE)
     tokens = encoder.tokenizer(["a photo of dog", "a photo of cat"])
@@ -69,11 +71,13 @@ def test_text_is_raw_clip_embedding(encoder):
     assert not torch.allclose(out.norm(dim=-1), torch.ones(2))
 
 
+@pytest.mark.unit
 def test_forward_verbatim_template():
     enc = make_encoder(0, template=None)
     torch.testing.assert_close(enc(texts="dog"), enc.encode_text("dog"))
 
 
+@pytest.mark.unit
 def test_image_shapes(encoder, image_files):
     assert encoder.encode_image(torch.rand(2, 3, SIZE, SIZE)).shape == (2, D)
     assert encoder.encode_image(torch.rand(2, 3, 3, SIZE, SIZE)).shape == (2, D)
@@ -83,6 +87,7 @@ def test_image_shapes(encoder, image_files):
     assert encoder.preprocess(image_files[0]).shape == (3, SIZE, SIZE)
 
 
+@pytest.mark.unit
 def test_determinism(encoder):
     other = make_encoder(0)
     images = torch.rand(2, 3, SIZE, SIZE)
@@ -93,6 +98,7 @@ def test_determinism(encoder):
     )
 
 
+@pytest.mark.unit
 def test_frozen_and_eval(encoder):
     assert all(not p.requires_grad for p in encoder.parameters())
     parent = torch.nn.ModuleDict({"enc": encoder, "head": torch.nn.Linear(D, 1)})
@@ -109,6 +115,7 @@ def test_frozen_and_eval(encoder):
     assert parent["head"].weight.grad is not None
 
 
+@pytest.mark.unit
 def test_prompt_ensemble_is_mean(encoder):
     labels = ["dog", "acoustic guitar"]
     out = encoder.encode_text(labels, ensemble=PROMPT_ENSEMBLE)
@@ -123,6 +130,7 @@ def test_prompt_ensemble_is_mean(encoder):
     assert "a low resolution photo of a dog." in encoder._cache
 
 
+@pytest.mark.unit
 def test_frames_are_averaged(encoder, image_files):
     frames = torch.rand(2, 3, 3, SIZE, SIZE)
     out = encoder.encode_image(frames)
@@ -141,6 +149,7 @@ def test_frames_are_averaged(encoder, image_files):
     torch.testing.assert_close(same[0], emb[:2].mean(0))
 
 
+@pytest.mark.integration
 def test_cache(tmp_path):
     enc = make_encoder(0)
     first = enc.encode_text(["dog", "cat"])
@@ -191,6 +200,7 @@ def test_cache(tmp_path):
     assert enc.encode_text("dog").dtype == torch.float64
 
 
+@pytest.mark.unit
 def test_cache_size_limit():
     enc = make_encoder(0)
     enc.max_cache_size = 2
@@ -202,6 +212,7 @@ def test_cache_size_limit():
     assert not enc._cache
 
 
+@pytest.mark.integration
 def test_load_from_checkpoint_file(encoder, tmp_path):
     ckpt = tmp_path / "tiny_clip.pt"
     torch.save(encoder.clip.state_dict(), ckpt)
@@ -226,6 +237,7 @@ def test_load_from_checkpoint_file(encoder, tmp_path):
     assert loaded.embedding_dim == D
 
 
+@pytest.mark.integration
 def test_local_dir(encoder, tmp_path, image_files):
     folder = encoder.save_pretrained_dir(tmp_path / "tiny")
     config = json.loads((folder / "open_clip_config.json").read_text())
@@ -246,6 +258,7 @@ def test_local_dir(encoder, tmp_path, image_files):
     torch.testing.assert_close(loaded.encode_text(texts), encoder.encode_text(texts))
 
 
+@pytest.mark.unit
 def test_local_dir_without_weights_is_an_error(tmp_path):
     folder = save_local_clip(TINY_CLIP_CFG, tmp_path / "tiny")
     (folder / "open_clip_pytorch_model.bin").unlink()
@@ -253,6 +266,7 @@ def test_local_dir_without_weights_is_an_error(tmp_path):
         CLIPQueryEncoder(model_name=f"local-dir:{folder}")
 
 
+@pytest.mark.unit
 def test_text_errors(encoder):
     for bad in ["", "   ", [], ["dog", " "]]:
         with pytest.raises(ValueError, match="empty text query"):
@@ -269,6 +283,7 @@ def test_text_errors(encoder):
         encoder(texts="dog", images=torch.rand(1, 3, SIZE, SIZE))
 
 
+@pytest.mark.unit
 def test_image_errors(encoder, tmp_path):
     not_image = tmp_path / "not_an_image.png"
     not_image.write_text("hello")
@@ -285,6 +300,7 @@ def test_image_errors(encoder, tmp_path):
         encoder.encode_image([torch.rand(4, 5)])
 
 
+@pytest.mark.unit
 def test_constructor_errors(tmp_path):
     with pytest.raises(ValueError, match="checkpoint file"):
         CLIPQueryEncoder(model_cfg=TINY_CLIP_CFG)  # default pretrained="openai"
@@ -296,6 +312,7 @@ def test_constructor_errors(tmp_path):
         CLIPQueryEncoder(model_cfg=TINY_CLIP_CFG, pretrained=None, template="x")
 
 
+@pytest.mark.unit
 def test_offline_tag_not_cached(tmp_path, monkeypatch):
     import huggingface_hub.constants
 
@@ -320,6 +337,7 @@ def test_offline_tag_not_cached(tmp_path, monkeypatch):
     assert not attempts, f"open_clip tried the network while offline: {attempts}"
 
 
+@pytest.mark.unit
 def test_hf_hub_from_cache_offline(encoder, tmp_path, monkeypatch):
     import huggingface_hub.constants
 
@@ -348,12 +366,14 @@ def test_hf_hub_from_cache_offline(encoder, tmp_path, monkeypatch):
     assert not attempts
 
 
+@pytest.mark.unit
 def test_openai_tag_uses_quick_gelu():
     assert _tag_quick_gelu("ViT-B-32", "openai")
     assert not _tag_quick_gelu("ViT-B-32-quickgelu", "openai")
     assert not _tag_quick_gelu("ViT-B-32", "laion2b_s34b_b79k")
 
 
+@pytest.mark.integration
 def test_full_vit_b_32_architecture():
     # model_cfg={} (the YAML default of the recipes) means "use model_name".
     enc = CLIPQueryEncoder("ViT-B-32", pretrained=None, model_cfg={})
@@ -365,6 +385,7 @@ def test_full_vit_b_32_architecture():
     assert enc.preprocess(Image.new("RGB", (320, 240))).shape == (3, 224, 224)
 
 
+@pytest.mark.unit
 def test_config_not_mutated():
     before = copy.deepcopy(TINY_CLIP_CFG)
     make_encoder(0)

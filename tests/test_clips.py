@@ -6,14 +6,16 @@ import pytest
 import torch
 from speechbrain.dataio.batch import PaddedBatch
 
-from speechbrain_textsep.data.synthmusic import prepare_synthmusic
-from speechbrain_textsep.encoders.clip import TINY_CLIP_CFG, CLIPQueryEncoder
 from speechbrain_textsep.data.clips import (
     clip_dataset,
     crop_bounds,
     frame_indices,
     pair_partners,
 )
+from speechbrain_textsep.data.synthmusic import prepare_synthmusic
+from speechbrain_textsep.encoders.clip import TINY_CLIP_CFG, CLIPQueryEncoder
+
+pytestmark = pytest.mark.unit
 
 
 @pytest.fixture(scope="module")

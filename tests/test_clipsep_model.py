@@ -22,6 +22,7 @@ def n_params(module):
     return sum(p.numel() for p in module.parameters())
 
 
+@pytest.mark.integration
 def test_paper_size_unet():
     unet = AudioUNet(out_channels=32, ngf=64, levels=7)
     assert abs(n_params(unet) - 30.3e6) < 0.05e6
@@ -34,6 +35,7 @@ def test_paper_size_unet():
     assert out.shape == (1, 32, 256, 256)
 
 
+@pytest.mark.unit
 def test_unet_rejects_bad_shapes():
     unet = AudioUNet(out_channels=4, ngf=4, levels=3)
     with pytest.raises(ValueError, match="multiples of 8"):
@@ -47,6 +49,7 @@ def small_model(noise_heads=0):
     return CLIPSep(AudioUNet(out_channels=6, ngf=4, levels=3), 10, 6, noise_heads)
 
 
+@pytest.mark.unit
 def test_conditioning_formula():
     model = small_model().eval()
     with torch.no_grad():
@@ -70,6 +73,7 @@ def test_conditioning_formula():
     assert torch.allclose(single, logits[:, 0], atol=1e-6)
 
 
+@pytest.mark.unit
 def test_different_queries_give_different_masks_and_gradients_flow():
     model = small_model()
     with torch.no_grad():
@@ -83,11 +87,13 @@ def test_different_queries_give_different_masks_and_gradients_flow():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
 
 
+@pytest.mark.unit
 def test_query_dim_is_checked():
     with pytest.raises(ValueError, match="size 10"):
         small_model()(torch.randn(1, 1, 16, 8), torch.randn(1, 2, 7))
 
 
+@pytest.mark.unit
 def test_nit_heads():
     model = small_model(noise_heads=2)
     log_mag = torch.randn(2, 1, 16, 8)
@@ -105,6 +111,7 @@ def test_nit_heads():
         small_model()(log_mag, queries, with_noise=True)
 
 
+@pytest.mark.unit
 def test_weighted_bce_against_hand_computation():
     logits = torch.tensor([[[[0.0, 2.0]], [[-1.0, 0.5]]]])  # [1, 2, 1, 2]
     targets = torch.tensor([[[[1.0, 0.0]], [[0.0, 1.0]]]])
@@ -128,6 +135,7 @@ def test_weighted_bce_against_hand_computation():
     assert per_item.mean().item() == pytest.approx(expected, rel=1e-5)
 
 
+@pytest.mark.unit
 def test_binary_targets_and_weight_clamp():
     sources = torch.tensor([[[[3.0, 1.0, 0.0]], [[1.0, 1.0, 0.0]]]])
     mix = torch.tensor([[[4.0, 2.0, 0.0]]])
@@ -136,6 +144,7 @@ def test_binary_targets_and_weight_clamp():
     assert mixture_weight(mix)[0, 0, 0, 2].item() == pytest.approx(1e-3)
 
 
+@pytest.mark.unit
 def test_nit_loss_hand_computed():
     # One item, one bin. Query probs 0.2 / 0.1, noise probs 0.5 / 0.3.
     logit = lambda p: math.log(p / (1 - p))  # noqa: E731
@@ -155,6 +164,7 @@ def test_nit_loss_hand_computed():
     assert loss.item() == pytest.approx(invariant + reg, rel=1e-5)
 
 
+@pytest.mark.unit
 def test_mask_separator_output_length_and_zero_query_gain():
     spectral = SpectralMasking()
     model = CLIPSep(AudioUNet(out_channels=4, ngf=4, levels=7), 8, 4).eval()

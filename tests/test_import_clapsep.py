@@ -34,6 +34,8 @@ from speechbrain_textsep.encoders.clap import (
 from speechbrain_textsep.encoders.laion import clap_module
 from speechbrain_textsep.models.clapsep import CLAPSep, clapsep_condition
 
+pytestmark = pytest.mark.integration
+
 RANK = 4
 DEC_DIM = 16
 DEC_HEADS = [1, 2, 4, 8]  # finest level first, as their num_heads
@@ -272,8 +274,15 @@ class AuthorsCLAPSep(nn.Module):
 # ----------------------------------------------------------------- setup ---
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
-    torch.manual_seed(0)
     folder = tmp_path_factory.mktemp("clapsep_import")
+    yield (*write_authors_checkpoint(folder), folder)
+
+
+def write_authors_checkpoint(folder):
+    """A tiny CLAPSep of the authors' layout with random trained weights,
+    saved as their Lightning checkpoint; returns (CLAP encoder, authors'
+    model, state_dict, checkpoint path)."""
+    torch.manual_seed(0)
     tok = build_tiny_tokenizer(str(folder / "tok"), ["The sound of a dog"])
     encoder = CLAPQueryEncoder(None, model_cfg=TINY_CLAP_CFG, tokenizer=tok)
     decoder = HTSATDecoder(1024, DEC_DIM, TINY_CLAP_CFG["htsat"]["embed_dim"])
@@ -309,7 +318,7 @@ def setup(tmp_path_factory):
     }
     path = folder / "epoch=149-step=231000.ckpt"
     torch.save(ckpt, path)
-    yield encoder, authors, state, str(path), folder
+    return encoder, authors, state, str(path)
 
 
 def test_keys_are_the_authors(setup):

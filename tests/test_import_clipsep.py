@@ -5,12 +5,15 @@ minimal re-implementation of their modules, written from the description of
 their code: the same attribute names and layer order (hence the same
 state_dict keys) and the same inference forward (input BatchNorm, warp with
 ``grid_sample``, recursive U-Net with in-place LeakyReLU, query projection,
-``alpha``/``beta`` combination, NIT noise heads). A tiny random instance is
-saved as they save it (DataParallel state_dict + ``train-args.json``),
-imported, loaded with ``QuerySeparator.from_hparams`` and compared: on the
-same network input the masks agree to ~1e-6; from the waveform the float32
-``grid_sample`` warp of the reference (vs the exact interpolation matrix of
-``SpectralMasking``) adds up to a few 1e-5 on these inputs.
+``alpha``/``beta`` combination, NIT noise heads), and of their front end, in
+numpy as their ``evaluate.py`` runs it: ``librosa.stft`` (0.9.2: centred,
+zero padding, periodic Hann, float64 FFT stored as complex64), the warp and
+unwarp with ``grid_sample`` on their float32 ``warpgrid``, the soft mask on
+the mixture magnitude with the mixture phase, and ``librosa.istft`` (float64,
+no ``length``: ``(T - 1) * hop`` samples) clipped to [-1, 1]. A tiny random
+instance is saved as they save it (DataParallel state_dict +
+``train-args.json``), imported, loaded with ``QuerySeparator.from_hparams``
+and compared from the waveform: masks and waveforms agree to ~1e-6.
 """
 
 import filecmp
@@ -21,6 +24,7 @@ import re
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -38,6 +42,9 @@ from speechbrain_textsep.inference import QuerySeparator
 from speechbrain_textsep.models.clipsep import CLIPSep
 from speechbrain_textsep.models.separator import analyze
 from speechbrain_textsep.models.unet import AudioUNet
+from speechbrain_textsep.processing.spectral import SpectralMasking
+
+pytestmark = pytest.mark.integration
 
 N_FFT, HOP, WIN, RATE = 1024, 256, 1024, 16000
 QUERY_DIM = TINY_CLIP_CFG["embed_dim"]
@@ -106,15 +113,15 @@ class RefInnerProd(nn.Module):
 
 
 def ref_warp_grid(batch, rows, frames, warp):
-    """Their sampling grid (float64 formula, float32 grid)."""
-    x = torch.linspace(-1, 1, frames, dtype=torch.float64)
-    y = torch.linspace(-1, 1, rows, dtype=torch.float64)
+    """Their ``warpgrid``: a float64 numpy grid cast to float32 ``[B, H, W, 2]``."""
+    x, y = np.meshgrid(np.linspace(-1, 1, frames), np.linspace(-1, 1, rows))
     if warp:
-        y = (torch.pow(21.0, (y + 1) / 2) - 11) / 10
+        y = (np.power(21, (y + 1) / 2) - 11) / 10
     else:
-        y = torch.log(y * 10 + 11) / math.log(21) * 2 - 1
-    grid = torch.stack(torch.broadcast_tensors(x[None, :], y[:, None]), -1)
-    return grid.float()[None].expand(batch, -1, -1, -1)
+        y = np.log(y * 10 + 11) / np.log(21) * 2 - 1
+    grid = np.zeros((batch, rows, frames, 2))
+    grid[..., 0], grid[..., 1] = x, y
+    return torch.from_numpy(grid.astype(np.float32))
 
 
 class RefCLIPSep(nn.Module):
@@ -148,24 +155,62 @@ class RefCLIPSep(nn.Module):
         return self.logits(mag_mix, query)[0].sigmoid()
 
 
-def ref_log_mag(wav):
-    """Their network input: log of the grid_sample-warped ``|STFT| + 1e-10``."""
-    window = torch.hann_window(WIN)
-    spec = torch.stft(wav, N_FFT, HOP, WIN, window, center=True, return_complex=True)
-    mag = spec.abs()[:, None] + 1e-10
-    grid = ref_warp_grid(mag.shape[0], 256, mag.shape[3], warp=True)
-    return torch.log(F.grid_sample(mag, grid, align_corners=True))
+HANN = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(WIN) / WIN)  # periodic, float64
 
 
-def ref_separate(model, wav, query):
-    """Their pipeline on ``[B, L]`` audio: masks and soft-mask estimates."""
-    window = torch.hann_window(WIN)
-    spec = torch.stft(wav, N_FFT, HOP, WIN, window, center=True, return_complex=True)
-    mask = model.infer(spec.abs()[:, None], query)
-    grid = ref_warp_grid(wav.shape[0], N_FFT // 2 + 1, spec.shape[-1], warp=False)
-    linear = F.grid_sample(mask, grid, align_corners=True)[:, 0]
-    wav_out = torch.istft(spec * linear, N_FFT, HOP, WIN, window, length=wav.shape[-1])
-    return mask[:, 0], wav_out
+def ref_stft(wav):
+    """``librosa.stft`` 0.9.2 of ``[B, L]`` float32 audio: ``[B, F, T]`` complex64."""
+    padded = np.pad(wav, [(0, 0), (N_FFT // 2, N_FFT // 2)], mode="constant")
+    starts = HOP * np.arange(1 + wav.shape[-1] // HOP)
+    frames = padded[:, starts[:, None] + np.arange(N_FFT)]  # [B, T, n_fft]
+    return np.fft.rfft(HANN * frames, axis=-1).transpose(0, 2, 1).astype(np.complex64)
+
+
+def ref_istft(spec):
+    """``librosa.istft`` 0.9.2 without ``length``, clipped as their ``utils``."""
+    chunks = HANN[:, None] * np.fft.irfft(spec, n=N_FFT, axis=-2)  # [B, n_fft, T]
+    frames = spec.shape[-1]
+    wav = np.zeros((spec.shape[0], N_FFT + HOP * (frames - 1)))
+    window_sum = np.zeros(wav.shape[-1])
+    for t in range(frames):
+        wav[:, t * HOP : t * HOP + N_FFT] += chunks[..., t]
+        window_sum[t * HOP : t * HOP + N_FFT] += HANN**2
+    nonzero = window_sum > np.finfo(window_sum.dtype).tiny
+    wav[:, nonzero] /= window_sum[nonzero]
+    wav = wav[:, N_FFT // 2 : -(N_FFT // 2)]
+    return np.clip(wav, -1.0, 1.0).astype(np.float32)
+
+
+def ref_mixture(sources):
+    """Their evaluation batch: ``|X|``, ``angle(X)`` of ``X = sum_n STFT(s_n / N)``."""
+    spec = sum(ref_stft(source.numpy() / len(sources)) for source in sources)
+    return torch.from_numpy(np.abs(spec))[:, None], np.angle(spec)
+
+
+def ref_separate(model, mag_mix, phase_mix, query):
+    """Their ``evaluate.py`` soft-mask path: warped masks and waveforms."""
+    mask = model.infer(mag_mix, query)  # [B, 1, 256, T]
+    grid = ref_warp_grid(mask.shape[0], N_FFT // 2 + 1, mask.shape[-1], warp=False)
+    linear = F.grid_sample(mask, grid, align_corners=True).numpy()
+    pred_mag = mag_mix.numpy()[:, 0] * linear[:, 0]
+    wav = ref_istft(pred_mag.astype(np.complex128) * np.exp(1j * phase_mix))
+    return mask[:, 0], torch.from_numpy(wav)
+
+
+def ref_log_mag(mag_mix):
+    """Their network input: log of the ``grid_sample``-warped ``|X| + 1e-10``."""
+    grid = ref_warp_grid(mag_mix.shape[0], 256, mag_mix.shape[-1], warp=True)
+    return torch.log(F.grid_sample(mag_mix + 1e-10, grid, align_corners=True))
+
+
+def test_reference_front_end_inverts():
+    # The numpy STFT/ISTFT pair gives the input back (trimmed to (T - 1) * hop).
+    wav = 0.1 * torch.randn(2, 4000)  # within [-1, 1]: no clipping
+    spec = ref_stft(wav.numpy())
+    assert spec.shape == (2, N_FFT // 2 + 1, 1 + 4000 // HOP)
+    back = ref_istft(spec.astype(np.complex128))
+    assert back.shape == (2, (spec.shape[-1] - 1) * HOP)
+    assert np.abs(back - wav.numpy()[:, : back.shape[-1]]).max() < 1e-5
 
 
 def randomize_(model, seed):
@@ -189,12 +234,10 @@ def randomize_(model, seed):
     return model.eval()
 
 
-def calibrate_(model, wav, query):
+def calibrate_(model, mag_mix, query):
     """Rescales ``synth_net`` so that the mask logits have mean 0 and std 2."""
     with torch.no_grad():
-        window = torch.hann_window(WIN)
-        spec = torch.stft(wav, N_FFT, HOP, WIN, window, return_complex=True)
-        logit = model.logits(spec.abs()[:, None], query)[0] - model.synth_net.bias
+        logit = model.logits(mag_mix, query)[0] - model.synth_net.bias
         gain = 2.0 / logit.std()
         model.synth_net.scale.mul_(gain)
         model.synth_net.bias.copy_(-gain * logit.mean())
@@ -298,6 +341,20 @@ def test_key_map_covers_our_model_and_their_keys():
         assert sorted(mapping) == sorted(theirs)
 
 
+def make_sources(length=65535, seed=1):
+    """Two sources that start at full level (the STFT padding matters there):
+    a harmonic tone (near-empty bins next to loud ones) and white noise, on
+    the 16-bit grid of audio files, so that the mixture ``sum_n s_n / N`` is
+    exact in float32 and their sum of source STFTs is the mixture's STFT."""
+    gen = torch.Generator().manual_seed(seed)
+    t = torch.arange(length) / RATE
+    tone = sum(torch.sin(2 * math.pi * 220 * k * t) / k for k in range(1, 8))
+    tone = 0.3 * tone + 1e-3 * torch.randn(length, generator=gen)
+    noise = 0.2 * torch.randn(length, generator=gen)
+    tone, noise = ((x * 32768).round() / 32768 for x in (tone, noise))
+    return [torch.stack([tone, noise]), torch.stack([noise, tone])]
+
+
 @pytest.mark.parametrize(
     "layers, nit, image_model",
     [(5, False, "clip"), (7, True, "clipsepnit")],
@@ -305,46 +362,59 @@ def test_key_map_covers_our_model_and_their_keys():
 def test_import_reproduces_the_authors_masks(
     tmp_path, tiny_clip, layers, nit, image_model
 ):
-    torch.manual_seed(1)
-    frames = 2**layers  # a length that needs no padding: same input for both
-    wav = 0.3 * torch.randn(2, (frames - 1) * HOP)
+    # 65535-sample inputs (their clip length): 256 frames, no padding either side
+    sources = make_sources()
+    mixture = sum(source / len(sources) for source in sources)
+    mag_mix, phase_mix = ref_mixture(sources)
     query = tiny_clip.encode_text(["violin", "dog barking"], ensemble=PROMPT_ENSEMBLE)
     ref = randomize_(RefCLIPSep(layers, 8, 4, QUERY_DIM, nit=nit), seed=layers)
-    calibrate_(ref, wav, query)
+    calibrate_(ref, mag_mix, query)
     separator = import_and_load(
         tmp_path, ref, tiny_clip, layers=layers, channels=8, image_model=image_model
     )
     hparams = separator.hparams
     assert (hparams.levels, hparams.ngf, hparams.n_maps) == (layers, 4, 8)
     assert (hparams.n_fft, hparams.hop_length, hparams.n_warped) == (N_FFT, HOP, 256)
-    assert not separator.mods.separator.mask_net.noise_heads
+    sep = separator.mods.separator
+    spectral = sep.spectral
+    assert (spectral.pad_mode, spectral.warp_grid, spectral.stft_dtype) == (
+        "constant",
+        "float32_grid_sample",
+        "float64",
+    )
+    assert not sep.mask_net.noise_heads
 
     assert torch.equal(separator.encode_text(["violin", "dog barking"]), query)
     with torch.no_grad():
-        ref_mask, ref_wav = ref_separate(ref, wav, query)
-        sep = separator.mods.separator
-        views = analyze(sep.spectral, wav)
-        # The imported network on the reference's own input: the key map
-        # alone, tightly (the front ends differ by float32 rounding, below).
-        ref_input = ref_log_mag(wav)
-        same_input_diff = (
-            (sep.mask_net(ref_input, query[:, None])[:, 0].sigmoid() - ref_mask)
-            .abs()
-            .max()
-            .item()
-        )
-        views = analyze(sep.spectral, wav)
-        mask = sep.mask_net(views["log_mag"], query[:, None])[:, 0].sigmoid()
-        wav_out = separator.separate_batch(wav, query)
+        ref_mask, ref_wav = ref_separate(ref, mag_mix, phase_mix, query)
+        # The key map alone: the imported network on their network input.
+        ours_on_theirs = sep.mask_net(ref_log_mag(mag_mix), query[:, None])
+        same_input_diff = (ours_on_theirs[:, 0].sigmoid() - ref_mask).abs().max()
+        masks = {}
+        for name, spectral in {
+            "imported": sep.spectral,
+            "reflect padding": SpectralMasking(pad_mode="reflect"),
+            "exact warp": SpectralMasking(pad_mode="constant", stft_dtype="float64"),
+            "float32 FFT": SpectralMasking(
+                pad_mode="constant", warp_grid="float32_grid_sample"
+            ),
+        }.items():
+            log_mag = analyze(spectral, mixture)["log_mag"]
+            masks[name] = sep.mask_net(log_mag, query[:, None])[:, 0].sigmoid()
+        wav_out = separator.separate_batch(mixture, query)
 
     assert ref_mask.std() > 0.2  # the masks are far from constant
-    mask_diff = (mask - ref_mask).abs().max().item()
-    wav_diff = (wav_out - ref_wav).abs().max().item()
-    print(f"max |diff|: masks {same_input_diff:.1e} (same network input), ", end="")
-    print(f"masks {mask_diff:.1e}, waveforms {wav_diff:.1e}")
+    diffs = {name: (mask - ref_mask).abs().max().item() for name, mask in masks.items()}
+    # their istft returns (T - 1) * hop samples; the rest is ours only
+    assert ref_wav.shape[-1] == 65280
+    wav_diff = (wav_out[:, : ref_wav.shape[-1]] - ref_wav).abs().max().item()
+    print(f"max |diff| to the authors' pipeline: masks {same_input_diff:.1e} (same")
+    print(f"network input), masks {diffs} from the waveform, waveforms {wav_diff:.1e}")
     assert same_input_diff < 1e-5
-    assert mask_diff < 1e-4
+    assert diffs["imported"] < 1e-4
     assert wav_diff < 1e-4
+    # The test sees the old front end: torch.stft's reflect padding fails it.
+    assert diffs["reflect padding"] > 5e-4
 
 
 def small_checkpoint(tmp_path, nit=False, query_dim=QUERY_DIM, edit=None, **args):
@@ -366,7 +436,9 @@ def test_default_query_encoder_is_openai_vit_b_32(tmp_path):
     )
     out = import_clipsep_checkpoint(checkpoint, train_args, tmp_path / "model")
     assert out == str(tmp_path / "model")
-    assert sorted(os.listdir(out)) == ["hyperparams.yaml", "mask_net.ckpt"]
+    assert sorted(os.listdir(out)) == ["README.md", "hyperparams.yaml", "mask_net.ckpt"]
+    card = open(os.path.join(out, "README.md")).read()
+    assert "open_clip ViT-B-32 / openai" in card and "sony/CLIPSep" in card
     with open(os.path.join(out, "hyperparams.yaml")) as f:
         text = f.read()
     # The scalar settings (the YAML has !new: tags below them).

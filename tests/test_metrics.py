@@ -18,7 +18,17 @@ from speechbrain_textsep.evaluation.metrics import (
     si_sdr,
     si_sdr_improvement,
 )
-from speechbrain_textsep.evaluation.report import summarize, write_results
+from speechbrain_textsep.evaluation.report import (
+    ITEM_COLUMNS,
+    read_summary,
+    result_document,
+    summarize,
+    write_item_results,
+    write_results,
+    write_summary,
+)
+
+pytestmark = pytest.mark.unit
 
 SAMPLE_RATE = 16000
 
@@ -182,20 +192,22 @@ def test_separation_scores():
     target, interferer, mixture, estimate = _rendered_like(seconds=1.0, seed=4)
     scores = separation_scores(estimate, target, interferer, mixture)
     assert list(scores) == [
-        "sdr",
-        "sdri",
+        "sdr_plain",
+        "sdri_plain",
         "si_sdr",
         "si_sdri",
-        "bss_sdr",
-        "bss_sir",
-        "bss_sar",
-        "bss_sdri",
+        "sdr_bss_v4",
+        "sir_bss_v4",
+        "sar_bss_v4",
+        "sdri_bss_v4",
     ]
     assert all(type(value) is float for value in scores.values())
 
     t = [torch.from_numpy(x) for x in (estimate, target, interferer, mixture)]
-    assert scores["sdr"] == pytest.approx(sdr(t[0], t[1]).item())
-    assert scores["sdri"] == pytest.approx(sdr_improvement(t[0], t[1], t[3]).item())
+    assert scores["sdr_plain"] == pytest.approx(sdr(t[0], t[1]).item())
+    assert scores["sdri_plain"] == pytest.approx(
+        sdr_improvement(t[0], t[1], t[3]).item()
+    )
     assert scores["si_sdr"] == pytest.approx(si_sdr(t[0], t[1]).item())
     assert scores["si_sdri"] == pytest.approx(
         si_sdr_improvement(t[0], t[1], t[3]).item()
@@ -204,32 +216,32 @@ def test_separation_scores():
     references = np.stack([target, interferer])
     bss = bss_eval_v4(references, np.stack([estimate, mixture - estimate]))
     bss_mix = bss_eval_v4(references, np.stack([mixture, mixture]))
-    assert scores["bss_sdr"] == pytest.approx(bss["sdr"][0])
-    assert scores["bss_sir"] == pytest.approx(bss["sir"][0])
-    assert scores["bss_sar"] == pytest.approx(bss["sar"][0])
-    assert scores["bss_sdri"] == pytest.approx(bss["sdr"][0] - bss_mix["sdr"][0])
-    assert scores["bss_sdri"] > 10.0
+    assert scores["sdr_bss_v4"] == pytest.approx(bss["sdr"][0])
+    assert scores["sir_bss_v4"] == pytest.approx(bss["sir"][0])
+    assert scores["sar_bss_v4"] == pytest.approx(bss["sar"][0])
+    assert scores["sdri_bss_v4"] == pytest.approx(bss["sdr"][0] - bss_mix["sdr"][0])
+    assert scores["sdri_bss_v4"] > 10.0
     # museval's v4 SDR (bss_eval_images flavour) is the plain SDR: the error
     # terms of its decomposition sum to estimate - target
-    assert scores["bss_sdr"] == pytest.approx(scores["sdr"], abs=1e-6)
-    assert scores["bss_sdri"] == pytest.approx(scores["sdri"], abs=1e-6)
+    assert scores["sdr_bss_v4"] == pytest.approx(scores["sdr_plain"], abs=1e-6)
+    assert scores["sdri_bss_v4"] == pytest.approx(scores["sdri_plain"], abs=1e-6)
 
     # float32 torch input works too
     scores32 = separation_scores(*(x.float() for x in t))
-    assert scores32["bss_sdr"] == pytest.approx(scores["bss_sdr"], abs=1e-3)
+    assert scores32["sdr_bss_v4"] == pytest.approx(scores["sdr_bss_v4"], abs=1e-3)
 
 
 def test_separation_scores_degenerate_estimates():
     target, interferer, mixture, _ = _rendered_like(seconds=0.5, seed=5)
     # estimate == mixture: the residual is silent, still defined, all improvements 0
     scores = separation_scores(mixture, target, interferer, mixture)
-    for key in ("sdri", "si_sdri", "bss_sdri"):
+    for key in ("sdri_plain", "si_sdri", "sdri_bss_v4"):
         assert scores[key] == pytest.approx(0.0, abs=1e-6)
     # silent estimate: BSS Eval undefined -> NaN with a warning
     with pytest.warns(UserWarning, match="silent"):
         scores = separation_scores(np.zeros_like(target), target, interferer, mixture)
-    assert math.isnan(scores["bss_sdr"]) and math.isnan(scores["bss_sdri"])
-    assert scores["sdr"] == pytest.approx(0.0, abs=1e-6)
+    assert math.isnan(scores["sdr_bss_v4"]) and math.isnan(scores["sdri_bss_v4"])
+    assert scores["sdr_plain"] == pytest.approx(0.0, abs=1e-6)
 
 
 # (d) batching and gradients ------------------------------------------------------
@@ -376,3 +388,30 @@ def test_write_results_round_trip(tmp_path):
 
     with pytest.raises(ValueError):
         write_results([], csv_path, summary_path)
+
+
+def test_result_schema(tmp_path):
+    """One per-item CSV layout and one summary layout for every evaluation."""
+    rows = [
+        {"sdri_plain": 1.0, "item": "a+b", "target": "a", "output": 1},
+        {"sdri_plain": float("nan"), "item": "c+d", "query_kind": "text"},
+    ]
+    stats = write_item_results(rows, tmp_path / "t" / "test_results.csv")
+    with open(tmp_path / "t" / "test_results.csv", newline="") as f:
+        header = next(csv.reader(f))
+    assert header == [*ITEM_COLUMNS, "sdri_plain", "output"]
+    assert list(stats) == ["sdri_plain"]  # `output` is a column, not a metric
+    assert stats["sdri_plain"]["n_nan"] == 1 and stats["sdri_plain"]["count"] == 1
+    doc = write_summary(
+        tmp_path / "test_summary.json", "clipsep", "exp", {"set": {"text": stats}}
+    )
+    assert doc == read_summary(tmp_path / "test_summary.json")
+    assert doc["metrics_doc"] == {
+        "sdri_plain": "plain SDR improvement over the mixture"
+    }
+    assert doc["results"]["set"]["text"]["sdri_plain"]["sem"] is None  # strict JSON
+    with pytest.raises(KeyError, match="unknown metric key 'sdri'"):
+        result_document("clipsep", "exp", {"set": {"text": {"sdri": {}}}})
+    (tmp_path / "old.json").write_text('{"sdri": {"mean": 1.0}}')
+    with pytest.raises(ValueError, match="not a summary in the result schema"):
+        read_summary(tmp_path / "old.json")

@@ -28,6 +28,8 @@ from speechbrain_textsep.encoders.bert import save_tiny_bert
 from speechbrain_textsep.encoders.clip import TINY_CLIP_CFG
 from speechbrain_textsep.inference import QuerySeparator
 
+pytestmark = pytest.mark.recipe
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CONFIGS = ["clipsep", "clipsep_nit", "clipsep_text", "labelsep", "bertsep", "pit"]
 DATASETS = ["MUSIC", "VGGSound"]
@@ -148,11 +150,13 @@ def test_recipe_debug_run(dataset, config, data, tmp_path, monkeypatch):
 
     with open(os.path.join(output, "train_log.txt")) as f:
         epochs = [line for line in f if line.startswith("epoch:")]
-    assert len(epochs) == 1 and "valid sdri" in epochs[0]
+    assert len(epochs) == 1 and "valid sdri_plain" in epochs[0]
 
     # The CLIPSep protocol ran on every test set with every query kind.
     with open(os.path.join(output, "test_summary.json")) as f:
-        summary = json.load(f)
+        doc = json.load(f)  # the result schema
+    assert doc["model_kind"] == ("clipsep" if config.startswith("clipsep") else config)
+    summary = doc["results"]
     sets = ["music"] if dataset == "MUSIC" else ["vggsound_clean_plus", "music_plus"]
     if (dataset, config) == ("VGGSound", "labelsep"):
         sets = ["vggsound_clean_plus"]  # MUSIC labels are not VGGSound labels
@@ -160,7 +164,7 @@ def test_recipe_debug_run(dataset, config, data, tmp_path, monkeypatch):
     for name in sets:
         assert sorted(summary[name]) == sorted(EVAL_MODES[config])
         for mode in EVAL_MODES[config]:
-            assert summary[name][mode]["bss_sdr"]["count"] == 1
+            assert summary[name][mode]["sdr_bss_v4"]["count"] == 1
             folder = os.path.join(output, "test", name)
             assert os.path.isfile(os.path.join(folder, mode, "test_results.csv"))
         with open(os.path.join(folder, "protocol_summary.json")) as f:
@@ -207,6 +211,11 @@ def test_configs_have_the_paper_settings(dataset, config):
     assert (hp["levels"], hp["ngf"], hp["n_maps"]) == (7, 64, 32)
     assert hp["segment_samples"] == 65535 and hp["sample_rate"] == 16000
     assert hp["eval_query_modes"] == EVAL_MODES[config]
+    # What changes results is stated in the recipe (no code default)
+    assert hp["model_kind"] == ("clipsep" if config.startswith("clipsep") else config)
+    assert hp["export"] is (config != "pit")
+    assert hp["valid_query_mode"] is None and hp["max_test_mixtures"] is None
+    assert hp["sync_batchnorm"] is False and hp["n_query_frames"] == 3
     expected_query = {
         "clipsep": "image",
         "clipsep_nit": "image",

@@ -24,10 +24,11 @@ from speechbrain_textsep.evaluation.protocol import (
     main,
     make_protocol_pairs,
 )
-from speechbrain_textsep.inference.export import export_model
+from speechbrain_textsep.inference.model_folder import write_model_folder
 from speechbrain_textsep.models.clipsep import CLIPSep
 from speechbrain_textsep.models.unet import AudioUNet
-from speechbrain_textsep.templates import template_path
+
+pytestmark = pytest.mark.integration
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MUSIC_RECIPE = os.path.join(ROOT, "recipes", "MUSIC", "separation")
@@ -144,16 +145,25 @@ def test_target_only_scoring_and_oracle_selection(tone_clips, tmp_path):
     )
     targets = [p["label1"] for p in read_rows(pairs)]
     assert queries_seen == [[label] for label in targets]  # only the target
-    assert summary["bss_sdr"]["count"] == 4
+    assert summary["sdr_bss_v4"]["count"] == 4
     results = read_rows(tmp_path / "oracle" / "test_results.csv")
     assert [r["target"] for r in results] == ["clip0", "clip1", "clip2", "clip3"]
-    assert summary["bss_sdr"]["mean"] == pytest.approx(40, abs=0.5)
+    # the leading columns of every per-item CSV (result schema)
+    assert list(results[0])[:5] == [
+        "item",
+        "query_kind",
+        "query",
+        "target",
+        "interferer",
+    ]
+    assert {r["query_kind"] for r in results} == {"text"}
+    assert summary["sdr_bss_v4"]["mean"] == pytest.approx(40, abs=0.5)
     # the mixture column is the BSS Eval SDR of the unprocessed mixture
     for r in results:
-        assert float(r["bss_sdr_mix"]) == pytest.approx(
-            float(r["bss_sdr"]) - float(r["bss_sdri"])
+        assert float(r["sdr_bss_v4_mixture"]) == pytest.approx(
+            float(r["sdr_bss_v4"]) - float(r["sdri_bss_v4"])
         )
-        assert float(r["bss_sdr_mix"]) < 10
+        assert float(r["sdr_bss_v4_mixture"]) < 10
 
     # A query-free model whose outputs come swapped: each target takes the
     # output that separates it best.
@@ -171,9 +181,10 @@ def test_target_only_scoring_and_oracle_selection(tone_clips, tmp_path):
         scored_sources=(0,),
         permutation_invariant=True,
     )
-    assert pit["bss_sdr"]["mean"] == pytest.approx(40, abs=0.5)
+    assert pit["sdr_bss_v4"]["mean"] == pytest.approx(40, abs=0.5)
     outputs = {r["output"] for r in read_rows(tmp_path / "pit" / "test_results.csv")}
     assert outputs == {"1"}
+    assert "output" not in pit  # a column, not a metric
 
 
 @pytest.fixture(scope="module")
@@ -209,13 +220,12 @@ def test_protocol_on_an_exported_clip_model_with_text_and_image_queries(
         "clip_pretrained": None,
         "query_encoder_in_folder": True,
     }
-    export_model(
-        folder,
-        template_path("clipsep"),
-        overrides,
-        CLIPSep(AudioUNet(8, 8, 5), 32, 8),
-        CLIPQueryEncoder(model_cfg=TINY_CLIP_CFG, pretrained=None),
-    )
+    encoder = CLIPQueryEncoder(model_cfg=TINY_CLIP_CFG, pretrained=None)
+    weights = {
+        "mask_net": CLIPSep(AudioUNet(8, 8, 5), 32, 8).state_dict(),
+        "query_encoder": encoder.state_dict(),
+    }
+    write_model_folder(folder, "clipsep", overrides, weights)
     prepared = os.path.join(music, "prepared")
     out = str(tmp_path / "eval")
     summaries = main(
@@ -238,21 +248,28 @@ def test_protocol_on_an_exported_clip_model_with_text_and_image_queries(
         ]
     )
     assert set(summaries) == {"text", "image"}
+    with open(os.path.join(out, "test_summary.json")) as f:
+        doc = json.load(f)  # the result schema, this test set named by its folder
+    assert doc["model_kind"] == "clipsep" and set(doc["results"]["eval"]) == {
+        "text",
+        "image",
+    }
+    assert "sir_bss_v4" in doc["metrics_doc"]
     with open(os.path.join(out, "protocol_summary.json")) as f:
         compact = json.load(f)
     for mode in ("text", "image"):
         results = read_rows(os.path.join(out, mode, "test_results.csv"))
         assert len(results) == 3 and compact[mode]["n"] == 3
-        sdr = np.array([float(r["bss_sdr"]) for r in results])
+        sdr = np.array([float(r["sdr_bss_v4"]) for r in results])
         sem = sdr.std(ddof=1) / math.sqrt(len(sdr))
         expected = f"{sdr.mean():.2f} ± {sem:.2f} (median {np.median(sdr):.2f})"
         assert compact[mode]["SDR"] == expected
-        assert summaries[mode]["bss_sdr"]["sem"] == pytest.approx(sem)
+        assert summaries[mode]["sdr_bss_v4"]["sem"] == pytest.approx(sem)
     # text and image queries give different embeddings, hence estimates
     text = read_rows(os.path.join(out, "text", "test_results.csv"))
     image = read_rows(os.path.join(out, "image", "test_results.csv"))
     assert [r["target"] for r in text] == [r["target"] for r in image]
-    assert any(t["bss_sdr"] != i["bss_sdr"] for t, i in zip(text, image))
+    assert any(t["sdr_bss_v4"] != i["sdr_bss_v4"] for t, i in zip(text, image))
 
 
 def test_image_queries_need_frames():
@@ -340,8 +357,8 @@ def test_evaluate_script_on_a_trained_pit_recipe(music, tmp_path):
     recipe_rows = read_rows(
         os.path.join(output, "test", "music", "none", "test_results.csv")
     )
-    assert float(rows[0]["bss_sdr"]) == pytest.approx(
-        float(recipe_rows[0]["bss_sdr"]), abs=1e-4
+    assert float(rows[0]["sdr_bss_v4"]) == pytest.approx(
+        float(recipe_rows[0]["sdr_bss_v4"]), abs=1e-4
     )
     model = load_evaluation_model(output)
     assert model.query_free and model.segment_samples == 16383

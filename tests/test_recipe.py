@@ -16,6 +16,17 @@ from speechbrain_textsep.evaluation.mixtures import (
 )
 from speechbrain_textsep.inference import QuerySeparator
 
+pytestmark = pytest.mark.recipe
+
+
+def run_summary(output_folder):
+    """The text-query figures of the test mixtures in a run's summary."""
+    with open(os.path.join(output_folder, "test_summary.json")) as f:
+        doc = json.load(f)
+    assert doc["model_kind"] == "clipsep"
+    assert doc["experiment"] == "clipsep_text_small"
+    return doc["results"]["test_mixtures"]["text"]
+
 
 def test_training_lowers_loss_and_raises_sdri(trained):
     stats = read_log(trained)
@@ -24,13 +35,14 @@ def test_training_lowers_loss_and_raises_sdri(trained):
     assert last["train loss"] < 0.85 * first["train loss"]
     assert last["valid loss"] < first["valid loss"]
     # Epoch 1 is close to the trivial 0.5-mask estimate (mixture / 2).
-    assert max(s["valid sdri"] for s in stats) > first["valid sdri"] + 2.0
-    with open(os.path.join(trained, "test_summary.json")) as f:
-        summary = json.load(f)
-    assert summary["sdri"]["count"] == 2 * TINY["n_test_mixtures"]
-    assert summary["sdri"]["mean"] > 2.0
-    for key in ("sdr", "sdri", "si_sdri", "bss_sir", "bss_sar"):
-        assert {"mean", "median"} <= set(summary[key])
+    assert max(s["valid sdri_plain"] for s in stats) > first["valid sdri_plain"] + 2.0
+    summary = run_summary(trained)
+    assert summary["sdri_plain"]["count"] == 2 * TINY["n_test_mixtures"]
+    assert summary["sdri_plain"]["mean"] > 2.0
+    for key in ("sdr_plain", "sdri_plain", "si_sdri", "sir_bss_v4", "sar_bss_v4"):
+        assert {"mean", "median", "std", "sem", "count", "n_nan"} <= set(summary[key])
+    rows = os.path.join(trained, "test", "test_mixtures", "text", "test_results.csv")
+    assert os.path.isfile(rows)
 
 
 def test_exported_model_reloads_to_identical_outputs(trained, data_folder, tmp_path):
@@ -67,9 +79,8 @@ def test_exported_model_reloads_to_identical_outputs(trained, data_folder, tmp_p
         str(tmp_path / "eval"),
         segment_samples=TINY["segment_samples"],
     )
-    with open(os.path.join(trained, "test_summary.json")) as f:
-        trained_summary = json.load(f)
-    for key in ("sdri", "si_sdri", "bss_sir"):
+    trained_summary = run_summary(trained)
+    for key in ("sdri_plain", "si_sdri", "sir_bss_v4"):
         assert summary[key]["mean"] == pytest.approx(
             trained_summary[key]["mean"], abs=1e-3
         )

@@ -15,14 +15,15 @@ from speechbrain_textsep.encoders.clip import TINY_CLIP_CFG, CLIPQueryEncoder
 from speechbrain_textsep.evaluation.metrics import sdr
 from speechbrain_textsep.inference import Query, QuerySeparator, load_separator
 from speechbrain_textsep.inference.audio import AudioReadError, read_audio
-from speechbrain_textsep.inference.export import export_model
 from speechbrain_textsep.inference.loading import (
     ModelNotAvailableError,
     UntrustedModelError,
 )
+from speechbrain_textsep.inference.model_folder import write_model_folder
 from speechbrain_textsep.models.clipsep import CLIPSep
 from speechbrain_textsep.models.unet import AudioUNet
-from speechbrain_textsep.templates import template_path
+
+pytestmark = pytest.mark.integration
 
 SIZE = {"levels": 3, "ngf": 4, "n_maps": 4, "query_dim": 32}
 
@@ -51,7 +52,8 @@ def model_dir(tmp_path_factory):
         "window_batch_size": 2,
     }
     encoder = CLIPQueryEncoder(model_cfg=TINY_CLIP_CFG, pretrained=None)
-    export_model(folder, template_path("clipsep"), overrides, net, encoder)
+    weights = {"mask_net": net.state_dict(), "query_encoder": encoder.state_dict()}
+    write_model_folder(folder, "clipsep", overrides, weights)
     return folder
 
 

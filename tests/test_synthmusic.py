@@ -20,6 +20,8 @@ from speechbrain_textsep.data.synthmusic import (
     render_frames,
 )
 
+pytestmark = pytest.mark.unit
+
 SR = 16000
 
 

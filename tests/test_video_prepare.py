@@ -12,6 +12,7 @@ import torch
 import torchaudio
 from PIL import Image
 
+from speechbrain_textsep.data.clips import FRAME_NAME, clip_dataset
 from speechbrain_textsep.data.music import prepare_music
 from speechbrain_textsep.data.synthmusic import MANIFEST_FIELDS, MIXTURE_FIELDS
 from speechbrain_textsep.data.synthvideo import (
@@ -23,13 +24,14 @@ from speechbrain_textsep.data.synthvideo import (
     write_video,
 )
 from speechbrain_textsep.data.vggsound import is_music_label, prepare_vggsound
-from speechbrain_textsep.data.video import (
+from speechbrain_textsep.data.video_decode import (
     ClipError,
     ExtractionConfig,
     _resize_for_clip,
     extract_clip,
 )
-from speechbrain_textsep.data.clips import FRAME_NAME, clip_dataset
+
+pytestmark = pytest.mark.integration
 
 SR = 16000
 SECONDS = 3.0

@@ -19,6 +19,8 @@ from speechbrain_textsep.inference.windowing import (
     window_starts,
 )
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("length", [1000, 1001, 1299, 1300, 1301, 4567, 9999])
 def test_windows_cover_input_and_reconstruct_exactly(length):

@@ -2,7 +2,7 @@
 r"""Data preparation for MUSIC: audio and 1-fps frames from solo instrument videos.
 
 The logic lives in :mod:`speechbrain_textsep.data.music` (listing and splits)
-and :mod:`speechbrain_textsep.data.video` (decoding with PyAV); this script
+and :mod:`speechbrain_textsep.data.video_decode` (decoding with PyAV); this script
 re-exports ``prepare_music`` (for the recipes' ``train.py``, through
 ``run_on_main``) and offers a command line::
 

@@ -2,8 +2,8 @@
 r"""Data preparation for VGGSound: audio and 1-fps frames from the 10-second clips.
 
 The logic lives in :mod:`speechbrain_textsep.data.vggsound` (label CSV,
-splits, test mixtures) and :mod:`speechbrain_textsep.data.video` (decoding
-with PyAV); this script re-exports ``prepare_vggsound`` (for the recipes'
+splits, test mixtures) and :mod:`speechbrain_textsep.data.video_decode`
+(decoding with PyAV); this script re-exports ``prepare_vggsound`` (for the recipes'
 ``train.py``, through ``run_on_main``) and offers a command line::
 
     python recipes/VGGSound/vggsound_prepare.py --data_folder /data/VGGSound/video \

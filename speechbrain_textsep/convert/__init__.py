@@ -4,8 +4,11 @@
   authors' code (sony/CLIPSep: ``best_model.pt`` and ``train-args.json``) to a
   folder for :meth:`speechbrain_textsep.inference.QuerySeparator.from_hparams`.
 - :func:`import_clapsep_checkpoint`: the authors' CLAPSep Lightning checkpoint
-  (Aisaka0v0/CLAPSep) to the trained part of
-  :class:`speechbrain_textsep.models.clapsep.CLAPSep` (``clapsep.ckpt``).
+  (Aisaka0v0/CLAPSep) to a folder for
+  :meth:`speechbrain_textsep.inference.CLAPSepSeparator.from_hparams`.
+
+Both write the folder with
+:func:`speechbrain_textsep.inference.model_folder.write_model_folder`.
 """
 
 from speechbrain_textsep.convert.clapsep_checkpoint import (  # noqa: E402

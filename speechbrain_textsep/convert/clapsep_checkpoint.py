@@ -10,8 +10,10 @@ replace the ``qkv`` and ``proj`` linear layers of every window attention;
 and biases only) and ``decoder_model`` (``HTSAT_Decoder``: FiLM, Swin
 decoder and MaskNet, all trained), plus the fixed torchlibrosa STFT bases
 ``stft.*`` and ``istft.*``. :func:`import_clapsep_checkpoint` maps the
-trained part onto :meth:`CLAPSep.trainable_state_dict` and writes it as
-``clapsep.ckpt``.
+trained part onto :meth:`CLAPSep.trainable_state_dict` and writes a model
+folder with the package's one writer
+(:mod:`speechbrain_textsep.inference.model_folder`: ``hyperparams.yaml``,
+``clapsep.ckpt``, ``clap/`` for a CLAP not fetchable by name, a model card).
 
 Their ``HTSAT_Decoder`` builds its ``layers`` and ``skip`` lists finest
 level first, then reverses them (``self.layers[::-1]``, which re-indexes a
@@ -81,18 +83,26 @@ import json
 import math
 import os
 import re
+import shutil
 
 import torch
-from hyperpyyaml import resolve_references
 
 from speechbrain_textsep.convert.clipsep_checkpoint import CheckpointImportError
+from speechbrain_textsep.inference.model_folder import (
+    CLAP_SUBFOLDER,
+    clap_reference,
+    write_model_folder,
+)
 
 __all__ = [
     "CheckpointImportError",
+    "build_imported_model",
     "clapsep_config_from_state",
     "import_clapsep_checkpoint",
     "load_clapsep_checkpoint_state",
     "map_clapsep_state_dict",
+    "verify_frozen_weights",
+    "write_imported_folder",
 ]
 
 ENCODER_PREFIX = "audio_branch."
@@ -385,74 +395,24 @@ def clapsep_config_from_state(trained):
     return config
 
 
-def import_clapsep_checkpoint(
-    checkpoint,
-    out_dir,
-    clap_source="music_audioset_epoch_15_esc_90.14.pt",
-    clap_model_cfg=None,
-    tokenizer=None,
-    query_encoder=None,
-    hparams=None,
-    verify_frozen=True,
-    trust_checkpoint=False,
-    atol=1e-6,
-):
-    """Converts the authors' CLAPSep checkpoint into ``out_dir/clapsep.ckpt``.
-
-    The written file is :meth:`CLAPSep.trainable_state_dict` of a model
-    built from the CLAP of ``clap_source`` with the configuration read from
-    the checkpoint (``torch.load(weights_only=True)`` loads it back; the
-    model's ``_load`` checkpointer hook reads it). ``import_report.json``
-    records the configuration, the Lightning epoch and step and the key
-    counts.
+def build_imported_model(trained, config, query_encoder):
+    """The CLAPSep of the checkpoint: built on the CLAP, trained part loaded.
 
     Arguments
     ---------
-    checkpoint : str or os.PathLike
-        Their Lightning checkpoint (``epoch=149-step=....ckpt``) or a state
-        dict with the same keys.
-    out_dir : str or os.PathLike
-        Output folder (created).
-    clap_source : str
-        The CLAP the model was trained with (see
-        :class:`~speechbrain_textsep.encoders.clap.CLAPQueryEncoder`).
-    clap_model_cfg : dict or None
-        CLAP architecture (None: the checkpoint's default).
-    tokenizer : str or None
-        CLAP tokenizer (see ``CLAPQueryEncoder``).
-    query_encoder : CLAPQueryEncoder or None
-        An already built CLAP (then ``clap_source``, ``clap_model_cfg`` and
-        ``tokenizer`` are not used).
-    hparams : str or None
-        An inference template (``hparams/clapsep.yaml``) written as
-        ``out_dir/hyperparams.yaml`` with the sizes read from the checkpoint
-        and ``clap_source``, so that ``CLAPSepSeparator.from_hparams`` loads
-        the folder.
-    verify_frozen : bool
-        Compare the frozen audio-branch weights of the checkpoint with the
-        CLAP's (an error if they differ by more than ``atol``).
-    trust_checkpoint : bool
-        See :func:`load_clapsep_checkpoint_state`.
-    atol : float
-        Tolerance of the frozen-weight check.
+    trained : dict
+        Our keys -> tensors of the trained part (:func:`map_clapsep_state_dict`).
+    config : dict
+        ``CLAPSep`` sizes (:func:`clapsep_config_from_state`).
+    query_encoder : CLAPQueryEncoder
+        The CLAP the model was trained with.
 
     Returns
     -------
-    dict
-        The report (also written as ``import_report.json``): ``checkpoint``
-        (the path written), ``config``, ``lightning``, ``n_trained``,
-        ``n_frozen_checked``, ``ignored``.
+    speechbrain_textsep.models.clapsep.CLAPSep
     """
-    from speechbrain_textsep.encoders.clap import CLAPQueryEncoder
     from speechbrain_textsep.models.clapsep import CLAPSep
 
-    state, meta = load_clapsep_checkpoint_state(checkpoint, trust_checkpoint)
-    trained, frozen, ignored = map_clapsep_state_dict(state)
-    config = clapsep_config_from_state(trained)
-    if query_encoder is None:
-        query_encoder = CLAPQueryEncoder(
-            clap_source, model_cfg=clap_model_cfg, tokenizer=tokenizer
-        )
     if config["condition_dim"] != 2 * query_encoder.embedding_dim:
         raise CheckpointImportError(
             f"the checkpoint's condition has {config['condition_dim']} values but "
@@ -476,50 +436,203 @@ def import_clapsep_checkpoint(
         raise CheckpointImportError(
             f"tensor shapes of the checkpoint do not fit the model: {e}"
         ) from e
+    return model
 
+
+def verify_frozen_weights(model, frozen, clap_source, atol=1e-6):
+    """Compares the checkpoint's frozen audio-branch weights with the CLAP's.
+
+    Arguments
+    ---------
+    model : CLAPSep
+        The model built on the CLAP (:func:`build_imported_model`).
+    frozen : dict
+        Our keys -> the checkpoint's frozen tensors.
+    clap_source : str
+        The CLAP's name, for the message.
+    atol : float
+        Tolerance.
+
+    Returns
+    -------
+    int
+        Number of tensors checked.
+    """
+    ours = model.state_dict()
+    absent, different = [], []
+    for key, value in frozen.items():
+        if key not in ours:
+            absent.append(key)
+            continue
+        ref = ours[key]
+        if ref.shape != value.shape or not torch.allclose(
+            ref.double(), value.double(), atol=atol, rtol=0
+        ):
+            different.append(key)
+    if absent or different:
+        raise CheckpointImportError(
+            "the frozen audio-branch weights of the checkpoint do not match "
+            f"the CLAP {clap_source!r}: {len(different)} differ "
+            f"({_listing(different)}), {len(absent)} unknown "
+            f"({_listing(absent)}); give the CLAP it was trained with, or "
+            "verify_frozen=False to import anyway"
+        )
+    return len(frozen)
+
+
+def write_imported_folder(
+    out_dir,
+    model,
+    config,
+    query_encoder,
+    checkpoint,
+    template=None,
+    clap_model_cfg=None,
+    tokenizer=None,
+):
+    """Writes the model folder of the imported model (the package's one writer).
+
+    The CLAP is named by its checkpoint name (with ``clap_model_cfg`` and
+    ``tokenizer``) when it can be fetched by name, else saved in ``clap/``
+    (:func:`~speechbrain_textsep.inference.model_folder.clap_reference`).
+
+    Arguments
+    ---------
+    out_dir : str
+        The model folder.
+    model : CLAPSep
+        The imported model.
+    config : dict
+        Its sizes.
+    query_encoder : CLAPQueryEncoder
+        Its CLAP.
+    checkpoint : str
+        The authors' checkpoint (for the model card).
+    template : str, optional
+        Template instead of the shipped ``clapsep``.
+    clap_model_cfg : dict, optional
+        The CLAP architecture given for ``clap_source`` (None: its default).
+    tokenizer : str, optional
+        The CLAP tokenizer given for ``clap_source`` (None: its default).
+
+    Returns
+    -------
+    str
+        Path of the written ``clapsep.ckpt``.
+    """
+    source, in_folder = clap_reference(query_encoder.source)
+    values = dict(config, clap_source=source, clap_in_folder=in_folder)
+    if not in_folder:
+        values["clap_model_cfg"] = dict(clap_model_cfg or {})
+        values["clap_tokenizer"] = None if tokenizer is None else os.fspath(tokenizer)
+
+    def write_clap(folder):
+        if in_folder:
+            target = os.path.join(folder, CLAP_SUBFOLDER)
+            shutil.rmtree(target, ignore_errors=True)
+            query_encoder.save_pretrained_dir(target)
+
+    write_model_folder(
+        out_dir,
+        "clapsep",
+        values,
+        {"clapsep": model.trainable_state_dict()},
+        title="CLAPSep imported from Aisaka0v0/CLAPSep",
+        training=f"Converted from `{os.fspath(checkpoint)}`, a checkpoint of the "
+        "authors' code (Aisaka0v0/CLAPSep); trained by them (see their paper).",
+        template=template,
+        write_files=write_clap,
+    )
+    return os.path.join(out_dir, CHECKPOINT_FILE)
+
+
+def import_clapsep_checkpoint(
+    checkpoint,
+    out_dir,
+    clap_source="music_audioset_epoch_15_esc_90.14.pt",
+    clap_model_cfg=None,
+    tokenizer=None,
+    query_encoder=None,
+    template=None,
+    verify_frozen=True,
+    trust_checkpoint=False,
+    atol=1e-6,
+):
+    """Converts the authors' CLAPSep checkpoint into a model folder.
+
+    Steps: :func:`load_clapsep_checkpoint_state`,
+    :func:`map_clapsep_state_dict`, :func:`clapsep_config_from_state`,
+    :func:`build_imported_model` (on the CLAP of ``clap_source``),
+    :func:`verify_frozen_weights`, :func:`write_imported_folder`. The folder
+    (``hyperparams.yaml``, ``clapsep.ckpt``: :meth:`CLAPSep.trainable_state_dict`,
+    ``clap/`` for a CLAP that cannot be fetched by name, ``README.md``)
+    loads with ``CLAPSepSeparator.from_hparams``; ``import_report.json``
+    records the configuration, the Lightning epoch and step and the key
+    counts.
+
+    Arguments
+    ---------
+    checkpoint : str or os.PathLike
+        Their Lightning checkpoint (``epoch=149-step=....ckpt``) or a state
+        dict with the same keys.
+    out_dir : str or os.PathLike
+        Output folder (created).
+    clap_source : str
+        The CLAP the model was trained with (see
+        :class:`~speechbrain_textsep.encoders.clap.CLAPQueryEncoder`).
+    clap_model_cfg : dict or None
+        CLAP architecture (None: the checkpoint's default).
+    tokenizer : str or None
+        CLAP tokenizer (see ``CLAPQueryEncoder``).
+    query_encoder : CLAPQueryEncoder or None
+        An already built CLAP (then ``clap_source``, ``clap_model_cfg`` and
+        ``tokenizer`` are not used).
+    template : str or None
+        Inference template to use instead of the shipped ``clapsep``.
+    verify_frozen : bool
+        Compare the frozen audio-branch weights of the checkpoint with the
+        CLAP's (an error if they differ by more than ``atol``).
+    trust_checkpoint : bool
+        See :func:`load_clapsep_checkpoint_state`.
+    atol : float
+        Tolerance of the frozen-weight check.
+
+    Returns
+    -------
+    dict
+        The report (also written as ``import_report.json``): ``checkpoint``
+        (the path written), ``config``, ``lightning``, ``n_trained``,
+        ``n_frozen_checked``, ``ignored``.
+    """
+    from speechbrain_textsep.encoders.clap import CLAPQueryEncoder
+
+    state, meta = load_clapsep_checkpoint_state(checkpoint, trust_checkpoint)
+    trained, frozen, ignored = map_clapsep_state_dict(state)
+    config = clapsep_config_from_state(trained)
+    given_encoder = query_encoder is not None
+    if query_encoder is None:
+        query_encoder = CLAPQueryEncoder(
+            clap_source, model_cfg=clap_model_cfg, tokenizer=tokenizer
+        )
+    model = build_imported_model(trained, config, query_encoder)
     n_checked = 0
     if verify_frozen and frozen:
-        ours = model.state_dict()
-        absent, different = [], []
-        for key, value in frozen.items():
-            if key not in ours:
-                absent.append(key)
-                continue
-            ref = ours[key]
-            if ref.shape != value.shape or not torch.allclose(
-                ref.double(), value.double(), atol=atol, rtol=0
-            ):
-                different.append(key)
-            n_checked += 1
-        if absent or different:
-            raise CheckpointImportError(
-                "the frozen audio-branch weights of the checkpoint do not match "
-                f"the CLAP {clap_source!r}: {len(different)} differ "
-                f"({_listing(different)}), {len(absent)} unknown "
-                f"({_listing(absent)}); give the CLAP it was trained with, or "
-                "verify_frozen=False to import anyway"
-            )
-
+        n_checked = verify_frozen_weights(model, frozen, clap_source, atol)
     out_dir = os.fspath(out_dir)
-    os.makedirs(out_dir, exist_ok=True)
-    path = os.path.join(out_dir, CHECKPOINT_FILE)
-    tmp = path + ".tmp"
-    torch.save(model.trainable_state_dict(), tmp)
-    os.replace(tmp, path)
-    if hparams is not None:
-        if not os.path.isfile(hparams):
-            raise FileNotFoundError(f"hyperparameter file not found: {hparams}")
-        overrides = dict(config)
-        if query_encoder.source is not None:
-            overrides["clap_source"] = query_encoder.source
-        with open(hparams) as f:
-            resolved = resolve_references(f, overrides).getvalue()
-        with open(os.path.join(out_dir, "hyperparams.yaml"), "w") as f:
-            f.write(resolved)
+    path = write_imported_folder(
+        out_dir,
+        model,
+        config,
+        query_encoder,
+        checkpoint,
+        template,
+        clap_model_cfg=None if given_encoder else clap_model_cfg,
+        tokenizer=None if given_encoder else tokenizer,
+    )
     report = {
         "checkpoint": path,
         "source": os.fspath(checkpoint),
-        "clap_source": None if query_encoder.source is None else query_encoder.source,
+        "clap_source": query_encoder.source,
         "config": config,
         "lightning": meta,
         "n_trained": len(trained),

@@ -54,26 +54,49 @@ modules in ``tests/test_import_clipsep.py``):
   and ``ReLU(LeakyReLU(x)) = ReLU(x)``, so the plain skip of
   :class:`~speechbrain_textsep.models.unet.AudioUNet` gives the same output.
 - They add 1e-10 to the magnitude before the warp, we after it: the warp
-  interpolates with weights that sum to one, so it is the same.
+  interpolates with weights that sum to one (to float32 rounding), so it is
+  the same.
 - Their warp always has 256 rows (hard-coded), hence ``n_warped: 256``.
 
-Rounding: their warp is ``grid_sample`` on a float32 grid, whose frequency
-weights are rounded to float32 and whose time axis is not exactly the
-identity (a neighbouring frame leaks in with a weight of up to about
-``T * 3e-8``); the interpolation matrix of
-:class:`~speechbrain_textsep.processing.spectral.SpectralMasking` is exact.
-On white noise the network inputs differ by up to ~2e-4 (~3e-3 at rare
-near-zero bins next to loud ones), which moved the masks of random
-networks by 2e-6 to 1.4e-4; given the same input, the imported network
-reproduces their masks to ~1e-6.
+Their front end, reproduced by the folder's settings (see
+:mod:`speechbrain_textsep.processing.spectral`): ``pad_mode: constant``
+(``librosa.stft`` pads with zeros, ``torch.stft`` by reflection),
+``warp_grid: float32_grid_sample`` (their ``grid_sample`` on a float32
+grid, whose time axis lets neighbouring frames leak in) and ``stft_dtype:
+float64`` (numpy's FFT). Measured against their code (sony/CLIPSep 22b6f91,
+librosa 0.9.2, on the CPU) with random weights, CLIPSep and CLIPSep-NIT, 5
+levels / 8 maps and 7 levels / 32 maps, on two 65535-sample mixtures (their
+demo clip with noise or a harmonic tone): their ``evaluate.py`` soft-mask
+path (``--no-binary``, ``--no-pit``) and the imported folder agree to
+6.1e-6 in the masks and 7.5e-7 in the waveforms (peaks 0.33 to 0.5). With
+the earlier front end (reflect padding, exact warp, float32 FFT) the masks
+differed by up to 0.15 and the waveforms by up to 0.073; with only the warp
+exact, 1.9e-5 (masks); with only a float32 FFT, 2.5e-4 (masks: ~5e-3 in
+log-magnitude at bins 120 dB below the loudest one).
 
-Known differences of the surrounding pipeline, outside the checkpoint:
-their ``infer.py`` binarises the mask (threshold 0.5) by default when the
-model was trained with binary masks, while their evaluation and this
-package use the soft mask; they make the input a multiple of 65535 samples
-by tiling it, this package zero-pads it to a multiple of ``2 ** levels``
-frames; their CLIP runs in float16 on the GPU (``clip.load`` on CUDA), which
-changes the query embedding slightly; they clip the output to [-1, 1].
+Differences that remain by design (same measurements, waveform differences
+over their output):
+
+- Length: their ``infer.py`` (without ``-a``) tiles the input to the next
+  multiple of 65535 samples beyond its length (a 65535-sample file becomes
+  131070) and separates it in one pass; this package zero-pads to a multiple
+  of ``2 ** levels`` frames and separates in 10 s windows. 65535 samples: up
+  to 0.18; 3 s: up to 0.17. With ``-a 65535`` on a 65535-sample file their
+  ``infer.py`` gives the ``evaluate.py`` numbers (8.8e-7). Their ``istft``
+  returns ``(T - 1) * hop`` samples (65280 of 65535); ours the input length.
+- Queries: text queries go through the 4-prompt ensemble of their
+  ``evaluate.py`` (``--prompt_ens``, the default); their ``infer.py`` embeds
+  the raw text, which ``Query(text, prompt_ensemble=False)`` does. The size
+  depends on OpenAI's CLIP weights, which cannot be fetched here: not
+  measured. Their CLIP runs in float16 on the GPU (``clip.load`` on CUDA).
+- Noise heads: dropped. For CLIPSep-NIT their ``evaluate.py`` (``--pit``,
+  the default) masks with ``min(1, query mask + mask of noise head 0)``;
+  the imported model gives the query mask (their ``--no-pit``): the masks
+  differ by up to 0.97 and the waveforms by up to 0.30.
+- Masks and output: their ``infer.py`` binarises the mask (threshold 0.5)
+  by default for models trained with binary masks (for CLIPSep-NIT,
+  ``--no-binary`` skips the sigmoid too); their evaluation and this package
+  use the soft mask. They clip the output to [-1, 1]; this package does not.
 
 Authors
  * speechbrain-textsep contributors
@@ -84,10 +107,9 @@ import os
 
 import torch
 
-from speechbrain_textsep.inference.export import export_model
+from speechbrain_textsep.inference.model_folder import write_model_folder
 from speechbrain_textsep.models.clipsep import CLIPSep
 from speechbrain_textsep.models.unet import AudioUNet
-from speechbrain_textsep.templates import template_path
 
 __all__ = [
     "AUTHORS_CLIP",
@@ -105,6 +127,13 @@ AUTHORS_CLIP = {"clip_model": "ViT-B-32", "clip_pretrained": "openai"}
 AUTHORS_QUERY_DIM = 512
 #: Rows of the log-frequency spectrogram (hard-coded in the authors' code).
 AUTHORS_N_WARPED = 256
+#: Their front end (see ``processing/spectral.py``): ``librosa.stft`` pads with
+#: zeros and runs numpy's float64 FFT; the warp is ``grid_sample`` on a float32 grid.
+AUTHORS_FRONT_END = {
+    "pad_mode": "constant",
+    "warp_grid": "float32_grid_sample",
+    "stft_dtype": "float64",
+}
 #: ``image_model`` values of ``train-args.json`` that can be imported.
 SUPPORTED_IMAGE_MODELS = {
     "clip": "CLIPSep",
@@ -498,70 +527,15 @@ def _build_mask_net(state, settings):
     return mask_net, {"levels": levels, "ngf": int(ngf), "query_dim": int(query_dim)}
 
 
-def import_clipsep_checkpoint(
-    checkpoint, train_args, out_dir, template=None, query_encoder=None
-):
-    """Writes a ``from_hparams`` model folder from an authors' checkpoint.
-
-    Reads ``train-args.json`` (refusing settings that this package does not
-    implement), renames the weights (see the table of the module docstring;
-    the NIT noise heads are dropped) and writes ``hyperparams.yaml`` and
-    ``mask_net.ckpt`` with :func:`speechbrain_textsep.inference.export.export_model`.
-
-    Arguments
-    ---------
-    checkpoint : str or os.PathLike
-        ``best_model.pt`` of the authors' ``train.py`` (CLIPSep or CLIPSep-NIT).
-    train_args : str or os.PathLike or dict
-        Its ``train-args.json`` (or the loaded dict).
-    out_dir : str or os.PathLike
-        Model folder to write (created if needed; files in it are replaced).
-    template : str, optional
-        Inference hyperparameters template (default ``hparams/clipsep.yaml``).
-    query_encoder : speechbrain_textsep.encoders.clip.CLIPQueryEncoder, optional
-        By default the folder names the authors' CLIP (open_clip ``ViT-B-32``,
-        ``pretrained: openai``), fetched by open_clip when the folder is
-        loaded. Given, this encoder is stored in the folder instead
-        (``query_encoder.ckpt``), e.g. a local copy of the weights (~350 MB)
-        for offline use, or a tiny CLIP in tests; its embedding size must be
-        the query size of the checkpoint.
-
-    Returns
-    -------
-    str
-        ``out_dir``.
-
-    Example
-    -------
-    >>> import os, tempfile
-    >>> from speechbrain_textsep.models.clipsep import CLIPSep
-    >>> from speechbrain_textsep.models.unet import AudioUNet
-    >>> tmp = tempfile.mkdtemp()
-    >>> ours = CLIPSep(AudioUNet(out_channels=4, ngf=2, levels=5), 512, 4)
-    >>> theirs = {"module." + key: ours.state_dict()[value]
-    ...           for key, value in clipsep_key_map(5).items()}
-    >>> torch.save(theirs, os.path.join(tmp, "best_model.pt"))
-    >>> args = {"image_model": "clip", "fusion": "late", "audio_rate": 16000,
-    ...         "n_fft": 1024, "hop_len": 256, "win_len": 1024, "channels": 4,
-    ...         "layers": 5, "binary_mask": True, "log_freq": True}
-    >>> out = import_clipsep_checkpoint(os.path.join(tmp, "best_model.pt"), args,
-    ...                                 os.path.join(tmp, "model"))
-    >>> sorted(os.listdir(out))
-    ['hyperparams.yaml', 'mask_net.ckpt']
-    >>> text = open(os.path.join(out, "hyperparams.yaml")).read()
-    >>> "clip_model: ViT-B-32" in text, "clip_pretrained: openai" in text
-    (True, True)
-    """
-    settings = read_train_args(train_args)
-    state = load_authors_state_dict(checkpoint)
-    mask_net, sizes = _build_mask_net(state, settings)
-
+def _folder_values(settings, sizes, query_encoder):
+    """Template values of the imported model (sizes, front end, CLIP)."""
     overrides = {
         "sample_rate": settings["sample_rate"],
         "n_fft": settings["n_fft"],
         "hop_length": settings["hop_length"],
         "win_length": settings["win_length"],
         "n_warped": AUTHORS_N_WARPED,
+        **AUTHORS_FRONT_END,
         "levels": sizes["levels"],
         "ngf": sizes["ngf"],
         "n_maps": settings["n_maps"],
@@ -596,8 +570,83 @@ def import_clipsep_checkpoint(
                 "query_encoder_in_folder": True,
             }
         )
-    if template is None:
-        template = template_path("clipsep")
+    return overrides
+
+
+def import_clipsep_checkpoint(
+    checkpoint, train_args, out_dir, template=None, query_encoder=None
+):
+    """Writes a ``from_hparams`` model folder from an authors' checkpoint.
+
+    Reads ``train-args.json`` (refusing settings that this package does not
+    implement), renames the weights (see the table of the module docstring;
+    the NIT noise heads are dropped) and writes ``hyperparams.yaml`` and
+    ``mask_net.ckpt`` (and a model card) with
+    :func:`speechbrain_textsep.inference.model_folder.write_model_folder`.
+
+    Arguments
+    ---------
+    checkpoint : str or os.PathLike
+        ``best_model.pt`` of the authors' ``train.py`` (CLIPSep or CLIPSep-NIT).
+    train_args : str or os.PathLike or dict
+        Its ``train-args.json`` (or the loaded dict).
+    out_dir : str or os.PathLike
+        Model folder to write (created if needed; files in it are replaced).
+    template : str, optional
+        Inference hyperparameters template (default: the shipped ``clipsep``).
+    query_encoder : speechbrain_textsep.encoders.clip.CLIPQueryEncoder, optional
+        By default the folder names the authors' CLIP (open_clip ``ViT-B-32``,
+        ``pretrained: openai``), fetched by open_clip when the folder is
+        loaded. Given, this encoder is stored in the folder instead
+        (``query_encoder.ckpt``), e.g. a local copy of the weights (~350 MB)
+        for offline use, or a tiny CLIP in tests; its embedding size must be
+        the query size of the checkpoint.
+
+    Returns
+    -------
+    str
+        ``out_dir``.
+
+    Example
+    -------
+    >>> import os, tempfile
+    >>> from speechbrain_textsep.models.clipsep import CLIPSep
+    >>> from speechbrain_textsep.models.unet import AudioUNet
+    >>> tmp = tempfile.mkdtemp()
+    >>> ours = CLIPSep(AudioUNet(out_channels=4, ngf=2, levels=5), 512, 4)
+    >>> theirs = {"module." + key: ours.state_dict()[value]
+    ...           for key, value in clipsep_key_map(5).items()}
+    >>> torch.save(theirs, os.path.join(tmp, "best_model.pt"))
+    >>> args = {"image_model": "clip", "fusion": "late", "audio_rate": 16000,
+    ...         "n_fft": 1024, "hop_len": 256, "win_len": 1024, "channels": 4,
+    ...         "layers": 5, "binary_mask": True, "log_freq": True}
+    >>> out = import_clipsep_checkpoint(os.path.join(tmp, "best_model.pt"), args,
+    ...                                 os.path.join(tmp, "model"))
+    >>> sorted(os.listdir(out))
+    ['README.md', 'hyperparams.yaml', 'mask_net.ckpt']
+    >>> text = open(os.path.join(out, "hyperparams.yaml")).read()
+    >>> "clip_model: ViT-B-32" in text, "clip_pretrained: openai" in text
+    (True, True)
+    >>> "warp_grid: float32_grid_sample" in text, "pad_mode: constant" in text
+    (True, True)
+    """
+    settings = read_train_args(train_args)
+    state = load_authors_state_dict(checkpoint)
+    mask_net, sizes = _build_mask_net(state, settings)
+
+    overrides = _folder_values(settings, sizes, query_encoder)
     out_dir = os.fspath(out_dir)
-    export_model(out_dir, template, overrides, mask_net, query_encoder)
+    weights = {"mask_net": mask_net.state_dict()}
+    if query_encoder is not None:
+        weights["query_encoder"] = query_encoder.state_dict()
+    write_model_folder(
+        out_dir,
+        "clipsep",
+        overrides,
+        weights,
+        title="CLIPSep imported from sony/CLIPSep",
+        training=f"Converted from `{os.fspath(checkpoint)}`, a checkpoint of the "
+        "authors' code (sony/CLIPSep); trained by them (see their paper).",
+        template=template,
+    )
     return out_dir

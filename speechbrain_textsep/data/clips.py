@@ -14,7 +14,8 @@ import random
 
 import speechbrain as sb
 import torch
-from speechbrain.dataio.dataio import read_audio
+
+from speechbrain_textsep.processing.audio_io import read_audio
 
 FRAME_NAME = "{:06d}.jpg"
 
@@ -96,11 +97,7 @@ def clip_dataset(
     def audio_pipeline(path, duration):
         n_samples = int(round(float(duration) * sample_rate))
         start, stop = crop_bounds(n_samples, segment_samples, train)
-        sig = read_audio({"file": path, "start": start, "stop": stop})
-        if sig.dim() > 1:
-            sig = sig.mean(dim=-1)
-        if not torch.isfinite(sig).all():
-            raise ValueError(f"non-finite samples in {path}")
+        sig, _ = read_audio(path, start, stop, mono=True)
         if sig.shape[0] < segment_samples:
             sig = torch.nn.functional.pad(sig, (0, segment_samples - sig.shape[0]))
         yield sig[:segment_samples]

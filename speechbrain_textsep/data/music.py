@@ -27,15 +27,10 @@ import os
 
 import numpy as np
 
-from speechbrain_textsep.data.synthmusic import stable_int, pair_test_mixtures
-from speechbrain_textsep.data.video import (
-    VIDEO_EXTENSIONS,
-    ExtractionConfig,
-    VideoClip,
-    manifest_paths,
-    prepare_video_dataset,
-    safe_id,
-)
+from speechbrain_textsep.data.synthmusic import pair_test_mixtures, stable_int
+from speechbrain_textsep.data.video import manifest_paths, prepare_video_dataset
+from speechbrain_textsep.data.video_decode import ExtractionConfig
+from speechbrain_textsep.data.video_jobs import VIDEO_EXTENSIONS, VideoClip, safe_id
 
 #: Split names accepted in a split file, and what they mean.
 SPLIT_ALIASES = {
@@ -341,48 +336,14 @@ def music_clips(
     [('flute_abc', 'flute', None)]
     """
     videos = list_music_videos(data_folder, classes, extensions)
-    clips = []
-    extra = {}
     if split_file is None:
-        for label, stem, path in videos:
-            clips.append(VideoClip(music_clip_id(label, stem), path, label, None))
+        clips = [
+            VideoClip(music_clip_id(label, stem), path, label, None)
+            for label, stem, path in videos
+        ]
+        extra = {}
     else:
-        splits = read_split_file(split_file)
-        used = set()
-        left_out = []
-        for label, stem, path in videos:
-            key = f"{label}/{stem}"
-            if key not in splits:
-                key = stem
-            if key not in splits:
-                left_out.append(f"{label}/{stem}")
-                continue
-            used.add(key)
-            clips.append(
-                VideoClip(music_clip_id(label, stem), path, label, splits[key])
-            )
-        unmatched = []
-        wanted = None if classes is None else set(classes)
-        root = os.path.abspath(os.fspath(data_folder))
-        for key, split in splits.items():
-            if key in used:
-                continue
-            if "/" in key:
-                label, stem = key.rsplit("/", 1)
-                if wanted is None or label in wanted:
-                    path = os.path.join(root, label, stem + ".mp4")
-                    clips.append(
-                        VideoClip(music_clip_id(label, stem), path, label, split)
-                    )
-                    continue
-            unmatched.append(key)
-        extra = {
-            "split_file": os.path.abspath(split_file),
-            "n_not_in_split_file": len(left_out),
-            "not_in_split_file": left_out[:50],
-            "n_split_file_unmatched": len(unmatched),
-            "split_file_unmatched": sorted(unmatched)[:50],
-        }
+        clips, extra = _split_file_clips(videos, split_file, data_folder, classes)
     ids = [c.ID for c in clips]
     if len(set(ids)) != len(ids):
         dup = sorted({i for i in ids if ids.count(i) > 1})[:10]
@@ -391,6 +352,49 @@ def music_clips(
             "extensions, or names that differ only in special characters)"
         )
     return sorted(clips), extra
+
+
+def _split_file_clips(videos, split_file, data_folder, classes):
+    """The clips of the videos that a split file lists, with their split.
+
+    Keys of the split file that name a class (``<label>/<stem>``) but match
+    no video become clips of a missing file. Returns the clips (unsorted)
+    and the report entries of :func:`music_clips`.
+    """
+    splits = read_split_file(split_file)
+    clips = []
+    used = set()
+    left_out = []
+    for label, stem, path in videos:
+        key = f"{label}/{stem}"
+        if key not in splits:
+            key = stem
+        if key not in splits:
+            left_out.append(f"{label}/{stem}")
+            continue
+        used.add(key)
+        clips.append(VideoClip(music_clip_id(label, stem), path, label, splits[key]))
+    unmatched = []
+    wanted = None if classes is None else set(classes)
+    root = os.path.abspath(os.fspath(data_folder))
+    for key, split in splits.items():
+        if key in used:
+            continue
+        if "/" in key:
+            label, stem = key.rsplit("/", 1)
+            if wanted is None or label in wanted:
+                path = os.path.join(root, label, stem + ".mp4")
+                clips.append(VideoClip(music_clip_id(label, stem), path, label, split))
+                continue
+        unmatched.append(key)
+    extra = {
+        "split_file": os.path.abspath(split_file),
+        "n_not_in_split_file": len(left_out),
+        "not_in_split_file": left_out[:50],
+        "n_split_file_unmatched": len(unmatched),
+        "split_file_unmatched": sorted(unmatched)[:50],
+    }
+    return clips, extra
 
 
 def music_test_mixtures(test_rows, n_test_mixtures, seed):
@@ -517,16 +521,9 @@ def prepare_music(
         return manifests
     check_ratios(valid_ratio, test_ratio)
     clips, extra = music_clips(data_folder, classes, split_file)
-    options = {
-        "dataset": "MUSIC",
-        "data_folder": os.path.abspath(os.fspath(data_folder)),
-        "classes": None if classes is None else sorted(classes),
-        "split_file": None if split_file is None else os.path.abspath(split_file),
-        "valid_ratio": float(valid_ratio),
-        "test_ratio": float(test_ratio),
-        "n_test_mixtures": int(n_test_mixtures),
-        "seed": int(seed),
-    }
+    options = _music_options(
+        data_folder, classes, split_file, valid_ratio, test_ratio, n_test_mixtures, seed
+    )
     config = ExtractionConfig(int(sample_rate), float(fps), frame_size, audio_subtype)
     return prepare_video_dataset(
         "MUSIC",
@@ -542,3 +539,19 @@ def prepare_music(
         if split_file is not None
         else lambda ok: assign_music_splits(ok, valid_ratio, test_ratio, seed),
     )
+
+
+def _music_options(
+    data_folder, classes, split_file, valid_ratio, test_ratio, n_test_mixtures, seed
+):
+    """The options of ``prepare_music`` recorded in ``music_opts.json``."""
+    return {
+        "dataset": "MUSIC",
+        "data_folder": os.path.abspath(os.fspath(data_folder)),
+        "classes": None if classes is None else sorted(classes),
+        "split_file": None if split_file is None else os.path.abspath(split_file),
+        "valid_ratio": float(valid_ratio),
+        "test_ratio": float(test_ratio),
+        "n_test_mixtures": int(n_test_mixtures),
+        "seed": int(seed),
+    }

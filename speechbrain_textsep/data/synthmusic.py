@@ -280,6 +280,24 @@ def render_clip(
     >>> bool((x == y).all())
     True
     """
+    lo, hi = _check_render_args(program, duration, note_range)
+    soundfont = _check_soundfont(soundfont)
+    n_total = int(round(duration * sample_rate))
+    rng = np.random.default_rng(seed)
+    events = _melody(rng, n_total, sample_rate, (lo, hi), is_drums)
+    stereo = _play(events, program, n_total, sample_rate, soundfont, is_drums)
+    audio = stereo.mean(axis=1, dtype=np.float64)
+    peak = float(np.abs(audio).max()) if len(audio) else 0.0
+    if not np.isfinite(peak) or peak < _SILENCE_PEAK:
+        raise RuntimeError(
+            f"Rendered a silent clip (program={program}, seed={seed}, "
+            f"note_range={(lo, hi)}, peak={peak:.3g}); check the soundfont."
+        )
+    return (audio * (_PEAK / peak)).astype(np.float32)
+
+
+def _check_render_args(program, duration, note_range):
+    """Checks the arguments of ``render_clip``; returns the key range as ints."""
     lo, hi = (int(k) for k in note_range)
     if not 0 <= lo <= hi <= 127:
         raise ValueError(f"note_range must satisfy 0 <= low <= high <= 127: {lo, hi}")
@@ -287,11 +305,15 @@ def render_clip(
         raise ValueError(f"program must be in 0-127, got {program}")
     if duration <= 0:
         raise ValueError(f"duration must be positive, got {duration}")
-    soundfont = _check_soundfont(soundfont)
-    n_total = int(round(duration * sample_rate))
-    rng = np.random.default_rng(seed)
-    events = _melody(rng, n_total, sample_rate, (lo, hi), is_drums)
+    return lo, hi
 
+
+def _play(events, program, n_total, sample_rate, soundfont, is_drums):
+    """Plays the (start, length, key, velocity) events on the synthesizer.
+
+    Returns the ``n_total`` rendered frames as a float32 ``(n_total, 2)``
+    stereo array.
+    """
     synth, sfid = _get_synth(soundfont, sample_rate)
     chan = 9 if is_drums else 0
     synth.program_select(chan, sfid, 0, int(program), is_drums=bool(is_drums))
@@ -311,16 +333,7 @@ def render_clip(
         advance(start + length - pos)
         synth.noteoff(chan, key)
     advance(n_total - pos)
-
-    stereo = np.concatenate(chunks).reshape(-1, 2)
-    audio = stereo.mean(axis=1, dtype=np.float64)
-    peak = float(np.abs(audio).max()) if len(audio) else 0.0
-    if not np.isfinite(peak) or peak < _SILENCE_PEAK:
-        raise RuntimeError(
-            f"Rendered a silent clip (program={program}, seed={seed}, "
-            f"note_range={(lo, hi)}, peak={peak:.3g}); check the soundfont."
-        )
-    return (audio * (_PEAK / peak)).astype(np.float32)
+    return np.concatenate(chunks).reshape(-1, 2)
 
 
 def stable_int(*parts):
@@ -636,29 +649,17 @@ def prepare_synthmusic(
     if skip_prep:
         return manifests
 
-    classes = _resolve_classes(classes)
-    soundfont = _check_soundfont(None)
     counts = {"train": n_train, "valid": n_valid, "test": n_test}
-    for name, value in list(counts.items()) + [("n_test_mixtures", n_test_mixtures)]:
-        if int(value) < 0:
-            raise ValueError(f"{name} must be >= 0, got {value}")
-    if duration <= 0 or n_frames < 1 or frame_size < 1:
-        raise ValueError("duration, n_frames and frame_size must be positive")
-    opts = {
-        "version": SYNTHMUSIC_VERSION,
-        "classes": classes,
-        "instruments": {c: list(INSTRUMENTS[c]) for c in classes},
-        "n_train": int(n_train),
-        "n_valid": int(n_valid),
-        "n_test": int(n_test),
-        "duration": float(duration),
-        "n_frames": int(n_frames),
-        "frame_size": int(frame_size),
-        "n_test_mixtures": int(n_test_mixtures),
-        "sample_rate": int(sample_rate),
-        "seed": int(seed),
-        "soundfont": soundfont,
-    }
+    opts = _synthmusic_opts(
+        classes,
+        counts,
+        duration=duration,
+        n_frames=n_frames,
+        frame_size=frame_size,
+        n_test_mixtures=n_test_mixtures,
+        sample_rate=sample_rate,
+        seed=seed,
+    )
     opts_file = os.path.join(data_folder, "synthmusic_opts.json")
     if _skip(manifests, opts_file, opts):
         logger.info("SynthMUSIC is already prepared in %s, skipping", data_folder)
@@ -669,30 +670,89 @@ def prepare_synthmusic(
         _remove_old_render(data_folder)
         os.remove(opts_file)  # a crash from here on must not look "prepared"
 
+    tasks = _clip_tasks(data_folder, opts, counts, seed)
+    rows = _render_tasks(tasks, num_workers, data_folder)
+    _write_manifests(manifests, tasks, rows, opts["classes"], n_test_mixtures, seed)
+
+    with open(opts_file, "w", encoding="utf-8") as f:
+        json.dump(opts, f, indent=2)
+    logger.info("SynthMUSIC manifests written to %s", data_folder)
+    return manifests
+
+
+def _synthmusic_opts(classes, counts, **options):
+    """Checks the options of ``prepare_synthmusic``; returns them as a dict.
+
+    ``counts`` maps each split to its number of clips per class; ``options``
+    holds ``duration``, ``n_frames``, ``frame_size``, ``n_test_mixtures``,
+    ``sample_rate`` and ``seed``. The dict is the one recorded in
+    ``synthmusic_opts.json``.
+    """
+    classes = _resolve_classes(classes)
+    soundfont = _check_soundfont(None)
+    n_test_mixtures = options["n_test_mixtures"]
+    for name, value in list(counts.items()) + [("n_test_mixtures", n_test_mixtures)]:
+        if int(value) < 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+    duration, n_frames = options["duration"], options["n_frames"]
+    if duration <= 0 or n_frames < 1 or options["frame_size"] < 1:
+        raise ValueError("duration, n_frames and frame_size must be positive")
+    return {
+        "version": SYNTHMUSIC_VERSION,
+        "classes": classes,
+        "instruments": {c: list(INSTRUMENTS[c]) for c in classes},
+        "n_train": int(counts["train"]),
+        "n_valid": int(counts["valid"]),
+        "n_test": int(counts["test"]),
+        "duration": float(duration),
+        "n_frames": int(n_frames),
+        "frame_size": int(options["frame_size"]),
+        "n_test_mixtures": int(n_test_mixtures),
+        "sample_rate": int(options["sample_rate"]),
+        "seed": int(options["seed"]),
+        "soundfont": soundfont,
+    }
+
+
+def _clip_tasks(data_folder, opts, counts, seed):
+    """Lists one render task per clip, split by split and class by class.
+
+    ``counts`` maps each split to its number of clips per class and ``seed``
+    is the dataset seed, both as given to ``prepare_synthmusic``. Also creates
+    the ``audio/<split>`` folders.
+    """
     tasks = []
     for split in SPLITS:
         os.makedirs(os.path.join(data_folder, "audio", split), exist_ok=True)
-        for label in classes:
+        for label in opts["classes"]:
             for index in range(counts[split]):
                 clip_id = f"{label}_{split}_{index:04d}"
+                clip_seed = stable_int("synthmusic", seed, split, label, index)
                 tasks.append(
                     {
                         "ID": clip_id,
                         "split": split,
                         "label": label,
-                        "seed": stable_int("synthmusic", seed, split, label, index),
+                        "seed": clip_seed,
                         "audio": os.path.join(
                             data_folder, "audio", split, f"{clip_id}.wav"
                         ),
                         "frames": os.path.join(data_folder, "frames", split, clip_id),
-                        "n_frames": int(n_frames),
-                        "frame_size": int(frame_size),
-                        "duration": float(duration),
-                        "sample_rate": int(sample_rate),
-                        "soundfont": soundfont,
+                        "n_frames": opts["n_frames"],
+                        "frame_size": opts["frame_size"],
+                        "duration": opts["duration"],
+                        "sample_rate": opts["sample_rate"],
+                        "soundfont": opts["soundfont"],
                     }
                 )
+    return tasks
 
+
+def _render_tasks(tasks, num_workers, data_folder):
+    """Renders the clips of ``tasks``, in parallel if there are many.
+
+    Returns their manifest rows in the order of ``tasks``.
+    """
     if num_workers is None:
         num_workers = os.cpu_count() or 1
     workers = max(1, min(int(num_workers), len(tasks)))
@@ -717,7 +777,11 @@ def prepare_synthmusic(
             rows.append(_render_one(task))
             progress.update()
     progress.close()
+    return rows
 
+
+def _write_manifests(manifests, tasks, rows, classes, n_test_mixtures, seed):
+    """Writes the per-split manifests and test_mixtures.csv."""
     test_ids = {label: [] for label in classes}
     for split in SPLITS:
         split_rows = [r for r, t in zip(rows, tasks) if t["split"] == split]
@@ -727,11 +791,6 @@ def prepare_synthmusic(
                 test_ids[row["label"]].append(row["ID"])
     mixtures = pair_test_mixtures(test_ids, int(n_test_mixtures), seed)
     write_csv(manifests["test_mixtures"], MIXTURE_FIELDS, mixtures)
-
-    with open(opts_file, "w", encoding="utf-8") as f:
-        json.dump(opts, f, indent=2)
-    logger.info("SynthMUSIC manifests written to %s", data_folder)
-    return manifests
 
 
 def _skip(manifests, opts_file, opts):

@@ -34,9 +34,9 @@ import numpy as np
 
 from speechbrain_textsep.data.synthmusic import (
     INSTRUMENTS,
-    stable_int,
     render_clip,
     render_frames,
+    stable_int,
 )
 from speechbrain_textsep.data.vggsound import NAME_PATTERN
 
@@ -318,34 +318,16 @@ def write_video(
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     options = {"movflags": "faststart"} if faststart else {}
     with av.open(path, "w", format="mp4", options=options) as container:
-        if video:
-            v_stream = container.add_stream(_video_codec(), rate=int(fps))
-            v_stream.width = v_stream.height = int(size)
-            v_stream.pix_fmt = "yuv420p"
-            if v_stream.codec_context.name == "libx264":
-                v_stream.options = {"crf": "16"}
-        if audio:
-            a_stream = container.add_stream("aac", rate=int(audio_rate))
-            a_stream.layout = "stereo"
+        v_stream = _add_video_stream(container, fps, size) if video else None
+        a_stream = _add_audio_stream(container, audio_rate) if audio else None
         if video:
             n_pictures = max(1, int(round(seconds * fps)))
-            for index, pixels in enumerate(
-                synth_pictures(label, seed, n_pictures, size)
-            ):
-                frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
-                frame.pts = index
-                container.mux(v_stream.encode(frame))
-            container.mux(v_stream.encode(None))
+            pictures = synth_pictures(label, seed, n_pictures, size)
+            _mux_pictures(container, v_stream, pictures)
         if audio:
             mono = synth_audio(label, seed, seconds, audio_rate, instrument)
             mono = (mono * np.float32(gain)).astype(np.float32)
-            frame = av.AudioFrame.from_ndarray(
-                np.stack([mono, mono]), format="fltp", layout="stereo"
-            )
-            frame.sample_rate = int(audio_rate)
-            frame.pts = 0
-            container.mux(a_stream.encode(frame))
-            container.mux(a_stream.encode(None))
+            _mux_audio(container, a_stream, mono, audio_rate)
     return SynthVideo(
         path,
         label,
@@ -358,6 +340,47 @@ def write_video(
         bool(audio),
         bool(video),
     )
+
+
+def _add_video_stream(container, fps, size):
+    """Adds the (H.264 when available) picture stream to an mp4 container."""
+    v_stream = container.add_stream(_video_codec(), rate=int(fps))
+    v_stream.width = v_stream.height = int(size)
+    v_stream.pix_fmt = "yuv420p"
+    if v_stream.codec_context.name == "libx264":
+        v_stream.options = {"crf": "16"}
+    return v_stream
+
+
+def _add_audio_stream(container, audio_rate):
+    """Adds the stereo AAC stream to an mp4 container."""
+    a_stream = container.add_stream("aac", rate=int(audio_rate))
+    a_stream.layout = "stereo"
+    return a_stream
+
+
+def _mux_pictures(container, v_stream, pictures):
+    """Encodes the RGB pictures (one per time step) and flushes the encoder."""
+    import av
+
+    for index, pixels in enumerate(pictures):
+        frame = av.VideoFrame.from_ndarray(pixels, format="rgb24")
+        frame.pts = index
+        container.mux(v_stream.encode(frame))
+    container.mux(v_stream.encode(None))
+
+
+def _mux_audio(container, a_stream, mono, audio_rate):
+    """Encodes mono audio on both stereo channels and flushes the encoder."""
+    import av
+
+    frame = av.AudioFrame.from_ndarray(
+        np.stack([mono, mono]), format="fltp", layout="stereo"
+    )
+    frame.sample_rate = int(audio_rate)
+    frame.pts = 0
+    container.mux(a_stream.encode(frame))
+    container.mux(a_stream.encode(None))
 
 
 def corrupt_video(path, mode="truncate", keep=0.5, seed=0):
@@ -523,24 +546,28 @@ def write_vggsound_videos(
     for label in labels:
         for index in range(int(n_train) + int(n_test)):
             split = "train" if index < int(n_train) else "test"
-            video_seed = stable_int("synthvideo-vggsound", seed, label, index)
-            youtube_id = _youtube_id(video_seed)
-            start = int(np.random.default_rng(video_seed).integers(0, 300))
-            name = name_pattern.format(
-                youtube_id=youtube_id,
-                start=start,
-                end=start + 10,
-                label=label,
-                split=split,
+            video = _write_vggsound_video(
+                root, label, index, split, seed, seconds, name_pattern, kwargs
             )
-            video = write_video(
-                os.path.join(root, name), label, video_seed, seconds, **kwargs
-            )
-            videos.append(
-                video._replace(youtube_id=youtube_id, start=start, split=split)
-            )
-            rows.append([youtube_id, start, label, split])
+            videos.append(video)
+            rows.append([video.youtube_id, video.start, label, split])
     csv_path = os.path.join(root, csv_name)
     with open(csv_path, "w", newline="", encoding="utf-8") as f:
         csv.writer(f).writerows(rows)
     return csv_path, videos
+
+
+def _write_vggsound_video(root, label, index, split, seed, seconds, pattern, kwargs):
+    """Writes clip ``index`` of a label; returns its SynthVideo (with the ID)."""
+    video_seed = stable_int("synthvideo-vggsound", seed, label, index)
+    youtube_id = _youtube_id(video_seed)
+    start = int(np.random.default_rng(video_seed).integers(0, 300))
+    name = pattern.format(
+        youtube_id=youtube_id,
+        start=start,
+        end=start + 10,
+        label=label,
+        split=split,
+    )
+    video = write_video(os.path.join(root, name), label, video_seed, seconds, **kwargs)
+    return video._replace(youtube_id=youtube_id, start=start, split=split)

@@ -34,13 +34,9 @@ from speechbrain.utils.logger import get_logger
 
 from speechbrain_textsep.data.music import check_ratios, split_counts
 from speechbrain_textsep.data.synthmusic import stable_int
-from speechbrain_textsep.data.video import (
-    ExtractionConfig,
-    VideoClip,
-    manifest_paths,
-    prepare_video_dataset,
-    safe_id,
-)
+from speechbrain_textsep.data.video import manifest_paths, prepare_video_dataset
+from speechbrain_textsep.data.video_decode import ExtractionConfig
+from speechbrain_textsep.data.video_jobs import VideoClip, safe_id
 
 logger = get_logger(__name__)
 
@@ -389,6 +385,35 @@ def vggsound_test_mixtures(
     [('a', 'c'), ('b', 'c'), ('c', 'b')]
     """
     rows = sorted(test_rows, key=lambda r: r["ID"])
+    targets = _choose_targets(rows, target_ids, n_test_mixtures, seed)
+    pool = [r for r in rows if not is_music_label(r["label"], music_keywords)]
+    if targets and not pool:
+        raise ValueError(
+            "no test clip of a non-music label to use as interferer; check "
+            "music_keywords or the labels"
+        )
+    per_label = {}
+    for row in pool:
+        per_label[row["label"]] = per_label.get(row["label"], 0) + 1
+    mixtures = []
+    for target in targets:
+        if per_label.get(target["label"], 0) == len(pool):
+            continue  # no interferer of another label
+        pick = _pick_interferer(target, pool, seed)
+        mixtures.append(
+            {
+                "ID": f"mix_{len(mixtures):05d}",
+                "source1": target["ID"],
+                "label1": target["label"],
+                "source2": pick["ID"],
+                "label2": pick["label"],
+            }
+        )
+    return mixtures
+
+
+def _choose_targets(rows, target_ids, n_test_mixtures, seed):
+    """The test rows (sorted by ID) used as targets of the test mixtures."""
     if target_ids is not None:
         wanted = set(target_ids)
         targets = [r for r in rows if r["ID"] in wanted]
@@ -405,36 +430,20 @@ def vggsound_test_mixtures(
         rng = np.random.default_rng(stable_int("vggsound-targets", seed))
         keep = np.sort(rng.permutation(len(targets))[: int(n_test_mixtures)])
         targets = [targets[i] for i in keep]
-    pool = [r for r in rows if not is_music_label(r["label"], music_keywords)]
-    if targets and not pool:
-        raise ValueError(
-            "no test clip of a non-music label to use as interferer; check "
-            "music_keywords or the labels"
-        )
-    per_label = {}
-    for row in pool:
-        per_label[row["label"]] = per_label.get(row["label"], 0) + 1
-    mixtures = []
-    for target in targets:
-        if per_label.get(target["label"], 0) == len(pool):
-            continue  # no interferer of another label
-        # uniform over the pool clips of other labels (rejection sampling)
-        rng = np.random.default_rng(
-            stable_int("vggsound-interferer", seed, target["ID"])
-        )
+    return targets
+
+
+def _pick_interferer(target, pool, seed):
+    """A pool clip of another label than the target's, drawn uniformly.
+
+    The pool must hold a clip of another label.
+    """
+    # uniform over the pool clips of other labels (rejection sampling)
+    rng = np.random.default_rng(stable_int("vggsound-interferer", seed, target["ID"]))
+    pick = pool[int(rng.integers(len(pool)))]
+    while pick["label"] == target["label"]:
         pick = pool[int(rng.integers(len(pool)))]
-        while pick["label"] == target["label"]:
-            pick = pool[int(rng.integers(len(pool)))]
-        mixtures.append(
-            {
-                "ID": f"mix_{len(mixtures):05d}",
-                "source1": target["ID"],
-                "label1": target["label"],
-                "source2": pick["ID"],
-                "label2": pick["label"],
-            }
-        )
-    return mixtures
+    return pick
 
 
 def prepare_vggsound(

@@ -17,13 +17,18 @@ whose embeddings are 512-dimensional.
 All loading goes through open_clip (``create_model_and_transforms``,
 ``get_tokenizer``, ``load_checkpoint``), so the same code path serves built-in
 names with pretrained tags, local checkpoint files and the ``local-dir:`` /
-``hf-hub:`` schemas. ``TINY_CLIP_CFG`` and ``save_local_clip`` build small
-random CLIP models for tests and quick starts without any download.
+``hf-hub:`` schemas. Local checkpoint files load with
+``torch.load(weights_only=True)`` (pickled objects are refused), and a
+``local-dir:`` folder must hold no symlink leading outside it
+(:func:`speechbrain_textsep.utils.paths.check_tree_confined`).
+``TINY_CLIP_CFG`` and ``save_local_clip`` build small random CLIP models for
+tests and quick starts without any download.
 """
 
 import copy
 import json
 import os
+import pickle
 from dataclasses import asdict
 from pathlib import Path
 
@@ -39,6 +44,7 @@ from speechbrain_textsep.encoders.prompts import (
     embed_with_cache,
     prompt_sets,
 )
+from speechbrain_textsep.utils.paths import check_tree_confined
 
 __all__ = [
     "CLIPQueryEncoder",
@@ -96,6 +102,29 @@ class CLIPWeightsUnavailableError(RuntimeError):
     Raised when the weights are neither in the local cache nor downloadable
     (typically: offline, ``HF_HUB_OFFLINE=1``, and never downloaded before).
     """
+
+
+def _pickled_weights_error(source, error):
+    """The error for CLIP weights that ``weights_only=True`` refuses."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    first = lines[0] if lines else type(error).__name__
+    reason = next((line for line in lines if "Unsupported" in line), first)
+    return ValueError(
+        f"refusing the CLIP weights of {source}: they are not plain tensors and "
+        f"are only loaded with weights_only=True ({reason})"
+    )
+
+
+def _schema_model_cfg(schema, identifier, cache_dir):
+    """The ``model_cfg`` of a 'local-dir:' folder or an 'hf-hub:' repository."""
+    if schema == "local-dir":
+        config_path = Path(identifier) / _LOCAL_DIR_CONFIG
+    else:
+        config_path = open_clip.pretrained.download_pretrained_from_hf(
+            identifier, filename=_LOCAL_DIR_CONFIG, cache_dir=cache_dir
+        )
+    with open(config_path, encoding="utf-8") as f:
+        return json.load(f)["model_cfg"]
 
 
 def _tag_quick_gelu(model_name, pretrained):
@@ -252,7 +281,12 @@ class CLIPQueryEncoder(FrozenQueryEncoder):
         model_class = open_clip.CustomTextCLIP if custom_text else open_clip.CLIP
         clip = model_class(**build_cfg)
         if pretrained is not None:
-            open_clip.load_checkpoint(clip, pretrained, strict=True)
+            try:
+                open_clip.load_checkpoint(
+                    clip, pretrained, strict=True, weights_only=True
+                )
+            except pickle.UnpicklingError as e:
+                raise _pickled_weights_error(pretrained, e) from e
 
         image_size = clip.visual.image_size
         preprocess_cfg = asdict(
@@ -318,6 +352,9 @@ class CLIPQueryEncoder(FrozenQueryEncoder):
                     )
             require = pretrained is not None
         else:
+            if schema == "local-dir":
+                # Config and weights must be the folder's own files.
+                check_tree_confined(identifier, what="CLIP folder")
             # With a schema, config and weights come from the folder / repo and
             # open_clip ignores `pretrained` (whose default is "openai").
             pretrained = None
@@ -332,8 +369,11 @@ class CLIPQueryEncoder(FrozenQueryEncoder):
                 pretrained=pretrained,
                 cache_dir=cache_dir,
                 require_pretrained=require,
+                weights_only=True,
                 **kwargs,
             )
+        except pickle.UnpicklingError as e:
+            raise _pickled_weights_error(pretrained or model_name, e) from e
         except Exception as e:
             if schema == "hf-hub":
                 raise CLIPWeightsUnavailableError(
@@ -347,15 +387,8 @@ class CLIPQueryEncoder(FrozenQueryEncoder):
         transform = image_transform_v2(PreprocessCfg(**preprocess_cfg), is_train=False)
         tokenizer = open_clip.get_tokenizer(model_name, cache_dir=cache_dir)
 
-        if schema == "local-dir":
-            with open(Path(identifier) / _LOCAL_DIR_CONFIG, encoding="utf-8") as f:
-                cfg = json.load(f)["model_cfg"]
-        elif schema == "hf-hub":
-            config_path = open_clip.pretrained.download_pretrained_from_hf(
-                identifier, filename=_LOCAL_DIR_CONFIG, cache_dir=cache_dir
-            )
-            with open(config_path, encoding="utf-8") as f:
-                cfg = json.load(f)["model_cfg"]
+        if schema is not None:
+            cfg = _schema_model_cfg(schema, identifier, cache_dir)
         return clip, tokenizer, transform, cfg
 
     # ------------------------------------------------------------ properties

@@ -31,6 +31,7 @@ import torch
 DEFAULT_EPS = 1e-8
 
 __all__ = [
+    "bss_eval_v3_sdr",
     "bss_eval_v4",
     "sdr",
     "sdr_improvement",
@@ -362,14 +363,16 @@ def _as_1d_float64_tensor(signal, name):
 def separation_scores(estimate, target, interferer, mixture):
     """All the scores of one query result (one target, one interferer).
 
-    * ``sdr``, ``sdri``: plain SDR (SNR, see :func:`sdr`) of the estimate and
-      its improvement over the mixture;
+    * ``sdr_plain``, ``sdri_plain``: plain SDR (SNR, see :func:`sdr`) of the
+      estimate and its improvement over the mixture;
     * ``si_sdr``, ``si_sdri``: SI-SDR and its improvement over the mixture;
-    * ``bss_sdr``, ``bss_sir``, ``bss_sar``: BSS Eval v4 of the target, whole
-      clip as one window, with references ``[target, interferer]`` and
-      estimates ``[estimate, mixture - estimate]``;
-    * ``bss_sdri``: ``bss_sdr`` minus the BSS Eval v4 SDR of the mixture taken
-      as the estimate of the target (same references).
+    * ``sdr_bss_v4``, ``sir_bss_v4``, ``sar_bss_v4``: BSS Eval v4 of the
+      target, whole clip as one window, with references ``[target,
+      interferer]`` and estimates ``[estimate, mixture - estimate]``;
+    * ``sdri_bss_v4``: ``sdr_bss_v4`` minus the BSS Eval v4 SDR of the
+      mixture taken as the estimate of the target (same references).
+
+    The keys are those of :mod:`speechbrain_textsep.utils.metric_keys`.
 
     The BSS Eval scores of an estimate depend only on that estimate (and on all
     the references), so the baseline needs a second ``bss_eval`` call: museval
@@ -378,14 +381,14 @@ def separation_scores(estimate, target, interferer, mixture):
     projection singular. If ``mixture - estimate`` is silent (the estimate is
     the mixture), the mixture is used as the second estimate instead, which
     does not change the scores of the target. If the estimate is silent, BSS
-    Eval is undefined: the ``bss_*`` scores are NaN and a warning is issued.
+    Eval is undefined: the ``*_bss_v4`` scores are NaN and a warning is issued.
 
     Note that with the ``bss_eval_images`` flavour used by museval v4 (and by
     CLIPSep's evaluation, ``museval.metrics.bss_eval(refs, ests, np.inf)``),
     the error terms of the decomposition sum to ``estimate - target``, so
-    ``bss_sdr`` equals the plain ``sdr`` (and ``bss_sdri`` equals ``sdri``) up
-    to numerical error; ``bss_sir`` and ``bss_sar`` carry the extra
-    information.
+    ``sdr_bss_v4`` equals ``sdr_plain`` (and ``sdri_bss_v4`` equals
+    ``sdri_plain``) up to numerical error; ``sir_bss_v4`` and ``sar_bss_v4``
+    carry the extra information.
 
     Computations run in float64 on CPU.
 
@@ -403,8 +406,9 @@ def separation_scores(estimate, target, interferer, mixture):
     Returns
     -------
     dict
-        Plain Python floats (dB) for keys ``sdr``, ``sdri``, ``si_sdr``,
-        ``si_sdri``, ``bss_sdr``, ``bss_sir``, ``bss_sar``, ``bss_sdri``.
+        Plain Python floats (dB) for keys ``sdr_plain``, ``sdri_plain``,
+        ``si_sdr``, ``si_sdri``, ``sdr_bss_v4``, ``sir_bss_v4``,
+        ``sar_bss_v4``, ``sdri_bss_v4``.
 
     Example
     -------
@@ -413,11 +417,12 @@ def separation_scores(estimate, target, interferer, mixture):
     >>> mixture = target + interferer
     >>> scores = separation_scores(target + 0.1 * interferer, target,
     ...                            interferer, mixture)
-    >>> list(scores)
-    ['sdr', 'sdri', 'si_sdr', 'si_sdri', 'bss_sdr', 'bss_sir', 'bss_sar', 'bss_sdri']
-    >>> round(scores["sdr"]), round(scores["sdri"]), round(scores["si_sdr"])
-    (20, 20, 20)
-    >>> bool(scores["bss_sdri"] > 15.0)
+    >>> list(scores)  # doctest: +NORMALIZE_WHITESPACE
+    ['sdr_plain', 'sdri_plain', 'si_sdr', 'si_sdri',
+     'sdr_bss_v4', 'sir_bss_v4', 'sar_bss_v4', 'sdri_bss_v4']
+    >>> [round(scores[key]) for key in ("sdr_plain", "sdri_plain", "si_sdr")]
+    [20, 20, 20]
+    >>> bool(scores["sdri_bss_v4"] > 15.0)
     True
     """
     estimate = _as_1d_float64_tensor(estimate, "estimate")
@@ -433,8 +438,8 @@ def separation_scores(estimate, target, interferer, mixture):
     si_sdr_est = si_sdr(estimate, target).item()
     si_sdr_mix = si_sdr(mixture, target).item()
     scores = {
-        "sdr": sdr_est,
-        "sdri": sdr_est - sdr_mix,
+        "sdr_plain": sdr_est,
+        "sdri_plain": sdr_est - sdr_mix,
         "si_sdr": si_sdr_est,
         "si_sdri": si_sdr_est - si_sdr_mix,
     }
@@ -443,11 +448,14 @@ def separation_scores(estimate, target, interferer, mixture):
     if not torch.any(estimate != 0):
         warnings.warn(
             "separation_scores: the estimate is silent (all zeros); BSS Eval is "
-            "undefined, bss_* scores are NaN",
+            "undefined, *_bss_v4 scores are NaN",
             stacklevel=2,
         )
         scores.update(
-            bss_sdr=math.nan, bss_sir=math.nan, bss_sar=math.nan, bss_sdri=math.nan
+            sdr_bss_v4=math.nan,
+            sir_bss_v4=math.nan,
+            sar_bss_v4=math.nan,
+            sdri_bss_v4=math.nan,
         )
         return scores
 
@@ -458,9 +466,68 @@ def separation_scores(estimate, target, interferer, mixture):
     bss = bss_eval_v4(references, torch.stack([estimate, residual]).numpy())
     bss_mix = bss_eval_v4(references, torch.stack([mixture, mixture]).numpy())
     scores.update(
-        bss_sdr=float(bss["sdr"][0]),
-        bss_sir=float(bss["sir"][0]),
-        bss_sar=float(bss["sar"][0]),
-        bss_sdri=float(bss["sdr"][0] - bss_mix["sdr"][0]),
+        sdr_bss_v4=float(bss["sdr"][0]),
+        sir_bss_v4=float(bss["sir"][0]),
+        sar_bss_v4=float(bss["sar"][0]),
+        sdri_bss_v4=float(bss["sdr"][0] - bss_mix["sdr"][0]),
     )
     return scores
+
+
+def bss_eval_v3_sdr(estimate, reference, filter_length=512):
+    """BSS Eval v3 SDR of one estimate against one reference (CLAPSep tables).
+
+    The SDR of ``bss_eval_sources`` (mir_eval, fast_bss_eval) with a single
+    reference and a single window covering the whole clip, computed as
+    torchmetrics' ``signal_distortion_ratio`` (the numbers of the CLAPSep
+    paper): both signals are scaled to unit norm, the best
+    ``filter_length``-tap FIR filter of the reference is found by least
+    squares (Toeplitz system of the reference autocorrelation,
+    cross-correlation with the estimate), ``coh = |P s_hat|^2`` and
+    ``SDR = 10 log10(coh / (1 - coh))``. A filtered (e.g. rescaled) reference
+    is no distortion, unlike in :func:`sdr`; unlike :func:`bss_eval_v4`, the
+    other sources play no part. Computed in float64.
+
+    Arguments
+    ---------
+    estimate : torch.Tensor
+        Estimated signal(s), shape ``[..., time]``.
+    reference : torch.Tensor
+        Reference signal(s), same shape.
+    filter_length : int
+        Taps of the distortion filter (512, as BSS Eval).
+
+    Returns
+    -------
+    torch.Tensor
+        SDR in dB, float64, shape ``[...]``.
+
+    Example
+    -------
+    >>> s = torch.randn(4000, generator=torch.Generator().manual_seed(0))
+    >>> bool(bss_eval_v3_sdr(0.5 * s, s) > 100)  # a gain is no distortion
+    True
+    >>> round(sdr(0.5 * s.double(), s.double()).item(), 2)  # the plain SDR sees it
+    6.02
+    """
+    if estimate.shape != reference.shape or estimate.dim() < 1:
+        raise ValueError(
+            "estimate and reference must have the same [..., time] shape, got "
+            f"{tuple(estimate.shape)} and {tuple(reference.shape)}"
+        )
+    est = estimate.double()
+    ref = reference.double()
+    ref = ref / ref.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+    est = est / est.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+    length = est.shape[-1]
+    n_fft = 2 ** math.ceil(math.log2(2 * length - 1))
+    ref_f = torch.fft.rfft(ref, n=n_fft)
+    autocorr = torch.fft.irfft(ref_f.real**2 + ref_f.imag**2, n=n_fft)
+    autocorr = autocorr[..., :filter_length]
+    crosscorr = torch.fft.irfft(ref_f.conj() * torch.fft.rfft(est, n=n_fft), n=n_fft)
+    crosscorr = crosscorr[..., :filter_length]
+    lags = torch.arange(filter_length)
+    toeplitz = autocorr[..., (lags[:, None] - lags[None, :]).abs()]
+    solution = torch.linalg.solve(toeplitz, crosscorr.unsqueeze(-1)).squeeze(-1)
+    coh = (crosscorr * solution).sum(dim=-1)
+    return 10 * torch.log10(coh / (1 - coh).clamp(min=1e-12))

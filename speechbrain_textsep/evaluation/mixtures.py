@@ -3,7 +3,10 @@
 The protocol of the CLIPSep paper: the centre segment of each source, each
 divided by 2 and summed, the separator queried by the label of each source
 (soft masks), BSS Eval v4 of the target against [target, interferer], plus
-plain SDR and SI-SDR improvements.
+plain SDR and SI-SDR improvements (metric keys of
+:mod:`speechbrain_textsep.utils.metric_keys`). The per-item CSV follows the
+result schema of :mod:`speechbrain_textsep.evaluation.report`; the caller
+writes the summary JSON (:func:`~speechbrain_textsep.evaluation.report.write_summary`).
 
 Authors
  * speechbrain-textsep contributors
@@ -14,12 +17,12 @@ import math
 import os
 
 import torch
-from speechbrain.dataio.dataio import read_audio
 from tqdm import tqdm
 
-from speechbrain_textsep.evaluation.metrics import separation_scores
-from speechbrain_textsep.evaluation.report import write_results
 from speechbrain_textsep.data.clips import crop_bounds
+from speechbrain_textsep.evaluation.metrics import separation_scores
+from speechbrain_textsep.evaluation.report import RESULTS_FILE, write_item_results
+from speechbrain_textsep.processing.audio_io import read_audio
 
 
 def read_manifest(csv_path):
@@ -66,9 +69,7 @@ def centre_bounds(row, segment_samples, sample_rate):
 def load_centre_segment(row, segment_samples, sample_rate):
     """The centred ``segment_samples`` of a manifest clip (zero-padded if short)."""
     start, stop = centre_bounds(row, segment_samples, sample_rate)
-    sig = read_audio({"file": row["audio"], "start": start, "stop": stop})
-    if sig.dim() > 1:
-        sig = sig.mean(dim=-1)
+    sig, _ = read_audio(row["audio"], start, stop, mono=True)
     return torch.nn.functional.pad(sig, (0, max(0, segment_samples - sig.shape[0])))
 
 
@@ -82,11 +83,49 @@ def _best_output(outputs, target, interferer, mixture):
     best = None
     for k, estimate in enumerate(outputs):
         scores = separation_scores(estimate, target, interferer, mixture)
-        key = scores["bss_sdr"]
-        key = scores["sdr"] - 1e9 if math.isnan(key) else key
+        key = scores["sdr_bss_v4"]
+        key = scores["sdr_plain"] - 1e9 if math.isnan(key) else key
         if best is None or key > best[0]:
             best = (key, k, scores)
     return best[1], best[2]
+
+
+def _query_row(row, segment_samples, sample_rate):
+    """The manifest row of a queried clip with its segment centre (seconds)."""
+    start, _ = centre_bounds(row, segment_samples, sample_rate)
+    return {**row, "segment_center": (start + segment_samples / 2) / sample_rate}
+
+
+def _score_mixture(mix_row, sources, estimates, scored_sources, permutation_invariant):
+    """Per-item rows (result schema) of the scored sources of one mixture.
+
+    ``sources`` is ``[2, L]``, ``estimates`` ``[Q, L]`` (one per scored
+    source) or, with ``permutation_invariant``, ``[K, L]`` free outputs.
+    """
+    mixture = sources.sum(0)
+    ids = [mix_row["source1"], mix_row["source2"]]
+    rows = []
+    for q, n in enumerate(scored_sources):
+        target, interferer = sources[n], sources[1 - n]
+        extra = {}
+        if permutation_invariant:
+            output, scores = _best_output(estimates, target, interferer, mixture)
+            extra["output"] = output
+        else:
+            scores = separation_scores(estimates[q], target, interferer, mixture)
+        rows.append(
+            {
+                "item": mix_row["ID"],
+                "query": mix_row[f"label{n + 1}"],
+                "target": ids[n],
+                "interferer": ids[1 - n],
+                **scores,
+                # BSS Eval v4 SDR of the mixture (the "Mixture" row)
+                "sdr_bss_v4_mixture": scores["sdr_bss_v4"] - scores["sdri_bss_v4"],
+                **extra,
+            }
+        )
+    return rows
 
 
 def evaluate_mixture_list(
@@ -100,6 +139,7 @@ def evaluate_mixture_list(
     scored_sources=(0, 1),
     permutation_invariant=False,
     query_rows=False,
+    query_kind="text",
 ):
     """Separates every mixture of the list by its sources' labels and scores it.
 
@@ -120,7 +160,7 @@ def evaluate_mixture_list(
     clips_csv : str or list of str
         Manifest(s) of the clips (``ID, audio, ..., duration``).
     output_folder : str
-        Where ``test_results.csv`` and ``test_summary.json`` are written.
+        Where the per-item ``test_results.csv`` is written.
     segment_samples : int
         Length of the centre segment of each source.
     sample_rate : int
@@ -137,11 +177,14 @@ def evaluate_mixture_list(
     query_rows : bool
         Passes the manifest rows of the queried clips to ``separate``
         instead of their labels (image queries need the frames).
+    query_kind : str
+        The ``query_kind`` column of the rows (``text``, ``image``, ``none``).
 
     Returns
     -------
     dict
-        The summary (mean, median, std, sem, count of every metric).
+        ``{metric key: stats}`` (mean, median, std, sem, count, n_nan), the
+        ``<query kind>`` level of the result schema.
     """
     clips = read_manifests(clips_csv)
     mixtures = list(read_manifest(mixtures_csv).values())[:max_mixtures]
@@ -153,54 +196,26 @@ def evaluate_mixture_list(
     rows = []
     for mix_row in tqdm(mixtures, desc="evaluating", dynamic_ncols=True):
         ids = [mix_row["source1"], mix_row["source2"]]
-        labels = [mix_row["label1"], mix_row["label2"]]
         missing = [i for i in ids if i not in clips]
         if missing:
             raise KeyError(
                 f"mixture {mix_row['ID']}: clips {missing} not in {clips_csv}"
             )
-        sources = (
-            torch.stack(
-                [
-                    load_centre_segment(clips[i], segment_samples, sample_rate)
-                    for i in ids
-                ]
-            )
-            / 2
+        sources = torch.stack(
+            [load_centre_segment(clips[i], segment_samples, sample_rate) for i in ids]
         )
-        mixture = sources.sum(0)
-        if query_rows:
-            queries = []
-            for n in scored_sources:
-                start, _ = centre_bounds(clips[ids[n]], segment_samples, sample_rate)
-                center = (start + segment_samples / 2) / sample_rate
-                queries.append({**clips[ids[n]], "segment_center": center})
-        else:
-            queries = [labels[n] for n in scored_sources]
+        sources = sources / 2
+        queries = [
+            _query_row(clips[ids[n]], segment_samples, sample_rate)
+            if query_rows
+            else mix_row[f"label{n + 1}"]
+            for n in scored_sources
+        ]
         with torch.no_grad():
-            estimates = separate(mixture[None], queries)[0]
-        for q, n in enumerate(scored_sources):
-            target, interferer = sources[n], sources[1 - n]
-            extra = {}
-            if permutation_invariant:
-                output, scores = _best_output(estimates, target, interferer, mixture)
-                extra["output"] = output
-            else:
-                scores = separation_scores(estimates[q], target, interferer, mixture)
-            rows.append(
-                {
-                    "mixture": mix_row["ID"],
-                    "target": ids[n],
-                    "interferer": ids[1 - n],
-                    "query": labels[n],
-                    **scores,
-                    # BSS Eval v4 SDR of the mixture (the "Mixture" row)
-                    "bss_sdr_mix": scores["bss_sdr"] - scores["bss_sdri"],
-                    **extra,
-                }
-            )
-    return write_results(
-        rows,
-        os.path.join(output_folder, "test_results.csv"),
-        os.path.join(output_folder, "test_summary.json"),
-    )
+            estimates = separate(sources.sum(0)[None], queries)[0]
+        rows += _score_mixture(
+            mix_row, sources, estimates, scored_sources, permutation_invariant
+        )
+    for row in rows:
+        row["query_kind"] = query_kind
+    return write_item_results(rows, os.path.join(output_folder, RESULTS_FILE))

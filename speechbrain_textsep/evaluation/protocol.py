@@ -46,12 +46,16 @@ import torch
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.logger import get_logger
 
+from speechbrain_textsep.data.clips import FRAME_NAME, frame_indices
 from speechbrain_textsep.evaluation.mixtures import (
     evaluate_mixture_list,
     read_manifest,
 )
-from speechbrain_textsep.data.clips import FRAME_NAME, frame_indices
-from speechbrain_textsep.inference.run_folder import query_encoder_in_checkpoint
+from speechbrain_textsep.evaluation.report import SUMMARY_FILE, write_summary
+from speechbrain_textsep.inference.run_folder import (
+    query_encoder_in_checkpoint,
+    selection_key,
+)
 
 logger = get_logger(__name__)
 
@@ -203,6 +207,10 @@ class EvaluationModel:
         Sample rate of the model.
     device : str
         Device the separator runs on.
+    model_kind : str, optional
+        The model's ``model_kind`` (for the summary in the result schema).
+    experiment : str, optional
+        The experiment's name (for the summary).
     """
 
     separator: torch.nn.Module
@@ -213,6 +221,8 @@ class EvaluationModel:
     segment_samples: int = 65535
     sample_rate: int = 16000
     device: str = "cpu"
+    model_kind: str = None
+    experiment: str = None
 
     @property
     def query_free(self):
@@ -283,16 +293,23 @@ class EvaluationModel:
 
 
 def evaluation_model_from_hparams(hparams, device="cpu"):
-    """An :class:`EvaluationModel` from loaded recipe hyperparameters."""
+    """An :class:`EvaluationModel` from loaded recipe hyperparameters.
+
+    Reads ``separator``, ``query_mode``, ``query_encoder`` and
+    ``eval_prompts`` (not for a query-free model), ``n_query_frames``,
+    ``segment_samples``, ``sample_rate``, ``model_kind`` and ``experiment``.
+    """
     query_free = hparams["query_mode"] == "none"
     return EvaluationModel(
         separator=hparams["separator"],
         query_encoder=None if query_free else hparams["query_encoder"],
-        text_prompts=hparams.get("eval_prompts"),
-        n_query_frames=hparams.get("n_query_frames", 3),
+        text_prompts=None if query_free else hparams["eval_prompts"],
+        n_query_frames=hparams["n_query_frames"],
         segment_samples=hparams["segment_samples"],
         sample_rate=hparams["sample_rate"],
         device=str(device),
+        model_kind=hparams["model_kind"],
+        experiment=hparams["experiment"],
     )
 
 
@@ -301,7 +318,7 @@ def load_recipe_run(folder, device="cpu"):
 
     The folder holds the ``hyperparams.yaml`` that the recipe saved and the
     checkpoints in ``save/``; the checkpoint with the highest validation
-    SDRi is loaded.
+    ``sdri_plain`` (the selection key of the CLIPSep family) is loaded.
 
     Arguments
     ---------
@@ -322,9 +339,10 @@ def load_recipe_run(folder, device="cpu"):
     )
     if query_encoder_in_checkpoint(hparams):
         checkpointer.add_recoverable("query_encoder", hparams["query_encoder"])
-    if checkpointer.recover_if_possible(max_key="sdri") is None:
+    key = selection_key(hparams["model_kind"])
+    if checkpointer.recover_if_possible(max_key=key) is None:
         raise FileNotFoundError(
-            f"no checkpoint with a validation 'sdri' in {folder}/save: train the "
+            f"no checkpoint with a validation '{key}' in {folder}/save: train the "
             "recipe first"
         )
     model = evaluation_model_from_hparams(hparams, device)
@@ -371,6 +389,7 @@ def load_evaluation_model(folder, device="cpu", savedir=None, segment_samples=No
             text_prompts=list(interface.hparams.text_prompts),
             sample_rate=interface.hparams.sample_rate,
             device=str(device),
+            model_kind=getattr(interface.hparams, "model_kind", "clipsep"),
         )
     if segment_samples:
         model.segment_samples = int(segment_samples)
@@ -390,11 +409,11 @@ def format_result(stats):
 
 #: Metrics of the compact protocol summary: name -> results column.
 REPORTED = {
-    "SDR": "bss_sdr",
-    "SIR": "bss_sir",
-    "SAR": "bss_sar",
-    "SDRi": "bss_sdri",
-    "mixture SDR": "bss_sdr_mix",
+    "SDR": "sdr_bss_v4",
+    "SIR": "sir_bss_v4",
+    "SAR": "sar_bss_v4",
+    "SDRi": "sdri_bss_v4",
+    "mixture SDR": "sdr_bss_v4_mixture",
     "SI-SDRi": "si_sdri",
 }
 
@@ -413,9 +432,10 @@ def evaluate_protocol(
     clips_csvs : str or list of str
         Manifests holding every clip of the pairs.
     output_folder : str
-        ``<mode>/test_results.csv`` and ``<mode>/test_summary.json`` are
-        written there, and ``protocol_summary.json`` (mean ± SEM and median
-        of each metric, per query kind).
+        ``<mode>/test_results.csv`` (per-item rows in the result schema of
+        :mod:`~speechbrain_textsep.evaluation.report`) are written there,
+        and ``protocol_summary.json`` (mean ± SEM and median of each metric,
+        per query kind, for reading).
     query_modes : list of str, optional
         Query kinds (default: every kind the model takes).
     max_mixtures : int, optional
@@ -424,8 +444,8 @@ def evaluate_protocol(
     Returns
     -------
     dict
-        ``{mode: summary}``, each as
-        :func:`~speechbrain_textsep.evaluation.report.summarize` returns it.
+        ``{mode: {metric key: stats}}``: the ``<test set>`` level of the
+        result schema.
     """
     query_modes = list(query_modes or model.query_modes)
     summaries = {}
@@ -444,10 +464,11 @@ def evaluate_protocol(
                 scored_sources=(0,),
                 permutation_invariant=mode == "none",
                 query_rows=mode == "image",
+                query_kind=mode,
             )
         logger.info(
             f"{os.path.basename(os.path.normpath(output_folder))} ({mode} queries): "
-            f"SDR {format_result(summaries[mode]['bss_sdr'])} dB"
+            f"SDR {format_result(summaries[mode]['sdr_bss_v4'])} dB"
         )
     compact = {
         mode: {
@@ -455,7 +476,7 @@ def evaluate_protocol(
             for name, key in REPORTED.items()
             if key in summary
         }
-        | {"n": summary["bss_sdr"]["count"]}
+        | {"n": summary["sdr_bss_v4"]["count"]}
         for mode, summary in summaries.items()
     }
     os.makedirs(output_folder, exist_ok=True)
@@ -476,10 +497,10 @@ def evaluate_test_set(
         The model.
     test_set : dict
         Either ``targets`` and ``interferers`` (manifests; the pairs are
-        drawn by :func:`make_protocol_pairs`, with its optional
-        ``exclude_same_label``, default True, and ``exclude_interferer``)
-        or ``pairs`` (a pair list) and ``clips`` (manifest or list of
-        manifests).
+        drawn by :func:`make_protocol_pairs` with the set's
+        ``exclude_same_label``, required, and its optional
+        ``exclude_interferer``) or ``pairs`` (a pair list) and ``clips``
+        (manifest or list of manifests).
     output_folder : str
         Results folder of this test set (``pairs.csv`` is written there).
     query_modes : list of str, optional
@@ -499,7 +520,7 @@ def evaluate_test_set(
             test_set["targets"],
             test_set["interferers"],
             os.path.join(output_folder, "pairs.csv"),
-            exclude_same_label=test_set.get("exclude_same_label", True),
+            exclude_same_label=test_set["exclude_same_label"],
             max_targets=max_mixtures,
             exclude_interferer=test_set.get("exclude_interferer"),
         )
@@ -569,8 +590,15 @@ def main(argv=None):
     summaries = evaluate_test_set(
         model, test_set, args.output_folder, args.queries, args.max_mixtures
     )
+    name = os.path.basename(os.path.normpath(args.output_folder))
+    write_summary(
+        os.path.join(args.output_folder, SUMMARY_FILE),
+        model.model_kind,
+        model.experiment,
+        {name: summaries},
+    )
     for mode, summary in summaries.items():
-        print(f"{mode} queries: SDR {format_result(summary['bss_sdr'])} dB")
+        print(f"{mode} queries: SDR {format_result(summary['sdr_bss_v4'])} dB")
     print(os.path.join(args.output_folder, "protocol_summary.json"))
     return summaries
 

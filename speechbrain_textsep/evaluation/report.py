@@ -1,4 +1,40 @@
-"""Aggregation and writing of per-item evaluation results.
+"""Aggregation and writing of evaluation results: the result schema.
+
+Every test evaluation of the package (the CLIP family on a mixture list or
+with the paper's protocol, the CLAPSep test, the CLAP retrieval test,
+``textsep evaluate``) writes its figures in one schema, through
+:func:`write_item_results` and :func:`write_summary`:
+
+- **per-item CSV** (``test_results.csv``, one per test set and query kind):
+  one row per scored item. The leading columns are :data:`ITEM_COLUMNS`,
+  always in this order:
+
+  ``item`` (the mixture or clip id), ``query_kind`` (``text``, ``image``,
+  ``audio``, ``none``...), ``query`` (the label, caption or clip that was
+  the query), ``target`` and ``interferer`` (clip ids, or the class for a
+  retrieval item; empty when there is none).
+
+  Then one column per metric (keys of
+  :data:`~speechbrain_textsep.utils.metric_keys.METRIC_KEYS`), then any
+  family-specific column (e.g. ``output``, the PIT output chosen).
+
+- **summary JSON** (``test_summary.json`` of a run and of a model folder)::
+
+    {
+      "model_kind": "clipsep",            # the recipe's model_kind
+      "experiment": "clipsep_text_small", # the recipe's experiment name
+      "metrics_doc": {"sdri_plain": "plain SDR improvement over the mixture",
+                      ...},               # every metric key present below
+      "results": {
+        "<test set>": {                   # e.g. test_mixtures, music_plus
+          "<query kind>": {               # e.g. text, image, none, audio
+            "<metric key>": {"mean": ..., "median": ..., "std": ...,
+                             "sem": ..., "count": ..., "n_nan": ...}}}}
+    }
+
+  ``std`` is the sample standard deviation, ``sem`` the standard error of
+  the mean; NaN scores are left out and counted in ``n_nan``; strict JSON
+  (NaN written as ``null``).
 
 Authors
  * speechbrain-textsep contributors
@@ -12,7 +48,26 @@ import os
 
 import numpy as np
 
-__all__ = ["summarize", "write_results"]
+from speechbrain_textsep.utils.metric_keys import METRIC_KEYS, describe
+
+__all__ = [
+    "ITEM_COLUMNS",
+    "SUMMARY_FILE",
+    "RESULTS_FILE",
+    "read_summary",
+    "result_document",
+    "summarize",
+    "write_item_results",
+    "write_results",
+    "write_summary",
+]
+
+#: Leading columns of every per-item CSV, in this order.
+ITEM_COLUMNS = ("item", "query_kind", "query", "target", "interferer")
+#: File name of a summary in the result schema.
+SUMMARY_FILE = "test_summary.json"
+#: File name of a per-item CSV.
+RESULTS_FILE = "test_results.csv"
 
 
 def _is_number(value):
@@ -175,3 +230,163 @@ def write_results(rows, csv_path, summary_path):
         json.dump(_json_safe(summary), json_file, indent=2)
         json_file.write("\n")
     return summary
+
+
+def write_item_results(rows, csv_path):
+    """Writes per-item results in the schema's column order; returns their summary.
+
+    Arguments
+    ---------
+    rows : list of dict
+        One dict per scored item, with the :data:`ITEM_COLUMNS` (missing
+        ones are written empty), metric keys of
+        :data:`~speechbrain_textsep.utils.metric_keys.METRIC_KEYS` and any
+        other column.
+    csv_path : str or path-like
+        The CSV to write (parent folders are created).
+
+    Returns
+    -------
+    dict
+        ``{metric key: stats}`` (:func:`summarize`) of the metric columns
+        only (other numeric columns, e.g. ``output``, are not metrics).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "test_results.csv")
+    >>> rows = [{"sdri_plain": 2.0, "item": "a+b", "output": 1},
+    ...         {"sdri_plain": 4.0, "item": "c+d", "output": 0}]
+    >>> summary = write_item_results(rows, path)
+    >>> list(summary), summary["sdri_plain"]["mean"]
+    (['sdri_plain'], 3.0)
+    >>> open(path).readline().strip()
+    'item,query_kind,query,target,interferer,sdri_plain,output'
+    """
+    rows = list(rows)
+    if not rows:
+        raise ValueError("write_item_results got no rows")
+    keys = _all_keys(rows)
+    metrics = [key for key in keys if key in METRIC_KEYS]
+    columns = list(ITEM_COLUMNS) + metrics
+    columns += [key for key in keys if key not in columns]
+    _make_parent(csv_path)
+    with open(csv_path, "w", newline="", encoding="utf-8") as csv_file:
+        writer = csv.DictWriter(csv_file, fieldnames=columns, restval="")
+        writer.writeheader()
+        writer.writerows(rows)
+    return summarize(rows, keys=metrics)
+
+
+def _all_keys(rows):
+    """Keys of the rows in first-seen order."""
+    keys = []
+    for row in rows:
+        keys += [key for key in row if key not in keys]
+    return keys
+
+
+def result_document(model_kind, experiment, results):
+    """The summary of a test evaluation in the result schema (module docstring).
+
+    Arguments
+    ---------
+    model_kind : str
+        The recipe's ``model_kind`` (``clipsep``, ``clapsep``, ``clap``...).
+    experiment : str or None
+        The experiment's name.
+    results : dict
+        ``{test set: {query kind: {metric key: stats}}}``; every metric key
+        must be one of :data:`~speechbrain_textsep.utils.metric_keys.METRIC_KEYS`.
+
+    Returns
+    -------
+    dict
+        ``model_kind``, ``experiment``, ``metrics_doc`` (the description of
+        every metric key present) and ``results``.
+
+    Example
+    -------
+    >>> stats = summarize([{"si_sdri": 1.0}, {"si_sdri": 3.0}])
+    >>> doc = result_document("clapsep", "tiny", {"test": {"text_PN": stats}})
+    >>> doc["metrics_doc"]
+    {'si_sdri': 'SI-SDR improvement over the mixture'}
+    >>> doc["results"]["test"]["text_PN"]["si_sdri"]["mean"]
+    2.0
+    """
+    keys = []
+    for kinds in results.values():
+        for metrics in kinds.values():
+            keys += [key for key in metrics if key not in keys]
+    return {
+        "model_kind": model_kind,
+        "experiment": experiment,
+        "metrics_doc": {key: describe(key) for key in keys},
+        "results": results,
+    }
+
+
+def write_summary(path, model_kind, experiment, results):
+    """Writes a summary JSON in the result schema (see :func:`result_document`).
+
+    Arguments
+    ---------
+    path : str or path-like
+        The JSON file (parent folders are created).
+    model_kind : str
+        The recipe's ``model_kind``.
+    experiment : str or None
+        The experiment's name.
+    results : dict
+        ``{test set: {query kind: {metric key: stats}}}``.
+
+    Returns
+    -------
+    dict
+        The document as read back (NaN statistics are ``None``).
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "test_summary.json")
+    >>> stats = summarize([{"a2t_top1": 1.0}, {"a2t_top1": 0.0}])
+    >>> doc = write_summary(path, "clap", "clap_tiny", {"test": {"audio": stats}})
+    >>> sorted(doc), doc["results"]["test"]["audio"]["a2t_top1"]["mean"]
+    (['experiment', 'metrics_doc', 'model_kind', 'results'], 0.5)
+    """
+    doc = _json_safe(result_document(model_kind, experiment, results))
+    _make_parent(path)
+    with open(path, "w", encoding="utf-8") as json_file:
+        json.dump(doc, json_file, indent=2)
+        json_file.write("\n")
+    return read_summary(path)
+
+
+def read_summary(path):
+    """Reads a summary JSON and checks that it follows the result schema.
+
+    Arguments
+    ---------
+    path : str or path-like
+        A ``test_summary.json``.
+
+    Returns
+    -------
+    dict
+
+    Raises
+    ------
+    ValueError
+        If the file is not in the result schema (e.g. written by an older
+        version of the package).
+    """
+    with open(path, encoding="utf-8") as json_file:
+        doc = json.load(json_file)
+    required = ("model_kind", "metrics_doc", "results")
+    missing = [k for k in required if not isinstance(doc, dict) or k not in doc]
+    if missing:
+        raise ValueError(
+            f"{path} is not a summary in the result schema of "
+            f"speechbrain_textsep.evaluation.report (missing {missing})"
+        )
+    return doc

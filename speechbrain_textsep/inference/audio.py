@@ -1,8 +1,12 @@
 """Reading, converting and writing the audio of the separation interfaces.
 
 Every format libsndfile reads (wav, flac, ogg/vorbis/opus, mp3, aiff...) at
-any sample rate and channel count. Errors name the file and the problem;
-outputs are written atomically (no partial file) and without wrap-around.
+any sample rate and channel count. Files are read by the package's one
+reader, :func:`speechbrain_textsep.processing.audio_io.read_audio` (same
+errors, naming the file, everywhere); :func:`read_audio` here gives its
+samples channels-first, as the interfaces use them. :class:`AudioReadError`,
+:func:`audio_info` and :func:`resample` are re-exported from there. Outputs
+are written atomically (no partial file) and without wrap-around.
 
 Authors
  * speechbrain-textsep contributors
@@ -12,8 +16,25 @@ import os
 import tempfile
 
 import soundfile as sf
-import torch
-import torchaudio
+
+from speechbrain_textsep.processing import audio_io
+from speechbrain_textsep.processing.audio_io import (
+    AudioReadError,
+    audio_info,
+    resample,
+)
+
+__all__ = [
+    "AUDIO_EXTENSIONS",
+    "CHANNEL_MODES",
+    "AudioReadError",
+    "audio_info",
+    "check_signal",
+    "read_audio",
+    "resample",
+    "to_model_input",
+    "write_audio",
+]
 
 #: Extensions taken from a folder given as input.
 AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff")
@@ -22,44 +43,11 @@ AUDIO_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".
 CHANNEL_MODES = ("mix", "separate")
 
 
-class AudioReadError(ValueError):
-    """An audio file that exists but cannot be used (unreadable, empty, NaN)."""
-
-
-def audio_info(path):
-    """Header of an audio file, with clear errors.
-
-    Arguments
-    ---------
-    path : str
-        Audio file.
-
-    Returns
-    -------
-    soundfile._SoundFileInfo
-        ``samplerate``, ``channels``, ``frames``...
-
-    Example
-    -------
-    >>> audio_info("missing.wav")
-    Traceback (most recent call last):
-    ...
-    FileNotFoundError: audio file not found: missing.wav
-    """
-    path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"audio file not found: {path}")
-    try:
-        info = sf.info(path)
-    except (sf.LibsndfileError, RuntimeError) as e:
-        raise AudioReadError(f"cannot read audio file {path}: {e}") from e
-    if info.frames == 0:
-        raise AudioReadError(f"audio file {path} is empty (0 samples)")
-    return info
-
-
 def read_audio(path):
     """Reads an audio file as float32 ``[channels, time]`` and its sample rate.
+
+    The package's reader (:func:`speechbrain_textsep.processing.audio_io.read_audio`),
+    channels first.
 
     Arguments
     ---------
@@ -72,60 +60,45 @@ def read_audio(path):
         ``[C, L]`` samples.
     sample_rate : int
 
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    AudioReadError
+        It cannot be decoded, is empty or has NaN or infinite samples.
+
     Example
     -------
+    >>> import torch
     >>> path = os.path.join(tempfile.mkdtemp(), "tone.flac")
     >>> _ = write_audio(path, torch.zeros(2, 800), 8000)
     >>> signal, rate = read_audio(path)
     >>> signal.shape, rate
     (torch.Size([2, 800]), 8000)
     """
-    audio_info(path)
-    try:
-        data, rate = sf.read(os.fspath(path), dtype="float32", always_2d=True)
-    except (sf.LibsndfileError, RuntimeError) as e:
-        raise AudioReadError(f"cannot read audio file {path}: {e}") from e
-    signal = torch.from_numpy(data.T.copy())
-    check_signal(signal, f"audio file {path}")
-    return signal, rate
+    signal, rate = audio_io.read_audio(path)
+    return signal.T.contiguous(), rate
 
 
 def check_signal(signal, what="the mixture"):
     """Raises :class:`AudioReadError` for empty or non-finite audio.
 
+    Arguments
+    ---------
+    signal : torch.Tensor
+        Samples.
+    what : str
+        What they are, for the message.
+
     Example
     -------
+    >>> import torch
     >>> check_signal(torch.full((1, 4), float("inf")))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    speechbrain_textsep.inference.audio.AudioReadError: the mixture contains NaN ...
+    speechbrain_textsep.processing.audio_io.AudioReadError: the mixture contains NaN ...
     """
-    if signal.shape[-1] == 0:
-        raise AudioReadError(f"{what} is empty (0 samples)")
-    if not torch.isfinite(signal).all():
-        raise AudioReadError(f"{what} contains NaN or infinite samples")
-
-
-def resample(signal, orig_rate, new_rate, length=None):
-    """Resamples the last axis; with ``length``, trims or zero-pads to it.
-
-    Example
-    -------
-    >>> resample(torch.randn(2, 441), 44100, 16000).shape
-    torch.Size([2, 160])
-    >>> resample(torch.randn(160), 16000, 44100, length=441).shape
-    torch.Size([441])
-    """
-    if orig_rate != new_rate:
-        signal = torchaudio.functional.resample(
-            signal.contiguous(), int(orig_rate), int(new_rate)
-        )
-    if length is not None:
-        if signal.shape[-1] >= length:
-            signal = signal[..., :length]
-        else:
-            signal = torch.nn.functional.pad(signal, (0, length - signal.shape[-1]))
-    return signal
+    audio_io.check_samples(signal, what)
 
 
 def to_model_input(signal, sample_rate, model_rate, channels="mix"):
@@ -150,6 +123,7 @@ def to_model_input(signal, sample_rate, model_rate, channels="mix"):
 
     Example
     -------
+    >>> import torch
     >>> to_model_input(torch.ones(2, 32000), 32000, 16000).shape
     torch.Size([1, 16000])
     >>> to_model_input(torch.ones(2, 100), 16000, 16000, "separate").shape
@@ -190,6 +164,7 @@ def write_audio(path, signal, sample_rate, subtype=None):
 
     Example
     -------
+    >>> import torch
     >>> path = os.path.join(tempfile.mkdtemp(), "loud.wav")
     >>> _ = write_audio(path, torch.tensor([2.0, -3.0]), 16000, subtype="PCM_16")
     >>> read_audio(path)[0].round()

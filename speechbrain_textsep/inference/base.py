@@ -114,9 +114,13 @@ class BaseQuerySeparator(Pretrained):
         Hub files are cached by ``huggingface_hub`` and found offline
         (``HF_HUB_OFFLINE=1``); a missing file is a clear
         :class:`~speechbrain_textsep.inference.loading.ModelNotAvailableError`.
-        The objects ``hyperparams.yaml`` builds must come from speechbrain,
-        speechbrain_textsep, torch, open_clip or laion_clap unless
-        ``trust_remote_code`` is set; weights load with ``weights_only=True``.
+        Unless ``trust_remote_code`` is set, the folder may build only the
+        classes of :mod:`speechbrain_textsep.inference.allowlist` and name
+        only files inside itself; anything else is refused with
+        :class:`~speechbrain_textsep.inference.loading.UntrustedModelError`
+        before anything is built (:mod:`speechbrain_textsep.inference.loading`
+        lists exactly what is and is not checked). Weights load with
+        ``weights_only=True`` and strict keys.
 
         Arguments
         ---------
@@ -129,7 +133,9 @@ class BaseQuerySeparator(Pretrained):
         overrides : dict, optional
             Hyperparameter overrides.
         trust_remote_code : bool
-            Builds whatever the hyperparameters name (only for trusted models).
+            Builds whatever the hyperparameters name and reads the files they
+            name wherever they are: runs the folder's code (only for models
+            you trust).
         run_opts : dict, optional
             SpeechBrain run options, e.g. ``{"device": "cuda:0"}``.
         fetch_config : speechbrain.utils.fetching.FetchConfig, optional

@@ -23,7 +23,9 @@ def load_separator(source, savedir=None, trust_remote_code=False, **kwargs):
     savedir : str, optional
         Where fetched files are collected.
     trust_remote_code : bool
-        See :meth:`BaseQuerySeparator.from_hparams`.
+        Without it, the folder may build only allow-listed classes and name
+        only files inside itself (see :meth:`BaseQuerySeparator.from_hparams`
+        and :mod:`speechbrain_textsep.inference.loading`).
     **kwargs : dict
         ``overrides``, ``run_opts``, ``fetch_config``.
 

@@ -1,8 +1,9 @@
-"""What a CLIPSep-family recipe run holds: its model kind and which weights
-belong to the run.
+"""What a recipe run holds: its model kind, the validation key of its best
+checkpoint and which weights belong to the run.
 
-Shared by the training runner (what to checkpoint and export) and the
-evaluation of a recipe's output folder (what to restore).
+Shared by the training runner (what to checkpoint and export), the model
+folder writer (``textsep export`` of a run) and the evaluation of a
+recipe's output folder (what to restore).
 
 Authors
  * speechbrain-textsep contributors
@@ -11,15 +12,29 @@ Authors
 import os
 
 __all__ = [
+    "CLIPSEP_KINDS",
     "MODEL_KINDS",
+    "SELECTION_KEYS",
     "is_trainable",
     "model_kind",
     "query_encoder_in_checkpoint",
     "query_encoder_is_local",
+    "selection_key",
 ]
 
-#: The CLIPSep-family model kinds (``model_kind`` in a recipe).
-MODEL_KINDS = ("clipsep", "labelsep", "bertsep", "pit")
+#: The CLIPSep-family model kinds (one U-Net mask separator, four queries).
+CLIPSEP_KINDS = ("clipsep", "labelsep", "bertsep", "pit")
+
+#: Every ``model_kind`` a recipe may state.
+MODEL_KINDS = CLIPSEP_KINDS + ("clapsep", "clap")
+
+#: Validation metric (key of :mod:`speechbrain_textsep.utils.metric_keys`)
+#: whose highest value selects the best checkpoint of each model kind.
+SELECTION_KEYS = {
+    **dict.fromkeys(CLIPSEP_KINDS, "sdri_plain"),
+    "clapsep": "si_sdri",
+    "clap": "retrieval",
+}
 
 
 def is_trainable(module):
@@ -42,15 +57,33 @@ def model_kind(hparams):
     -------
     >>> model_kind({"model_kind": "labelsep"})
     'labelsep'
-    >>> model_kind({"model_kind": "clapsep"})
+    >>> model_kind({"model_kind": "clipsep2"})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: model_kind must be one of ('clipsep', 'labelsep', 'bertsep', 'pit'), got 'clapsep'
+    ValueError: model_kind must be one of clipsep, ..., clap; got 'clipsep2'
+    >>> model_kind({})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: the recipe has no model_kind (one of clipsep, labelsep, ...)
     """
+    known = ", ".join(MODEL_KINDS)
+    if "model_kind" not in hparams:
+        raise ValueError(f"the recipe has no model_kind (one of {known})")
     kind = hparams["model_kind"]
     if kind not in MODEL_KINDS:
-        raise ValueError(f"model_kind must be one of {MODEL_KINDS}, got {kind!r}")
+        raise ValueError(f"model_kind must be one of {known}; got {kind!r}")
     return kind
+
+
+def selection_key(kind):
+    """The validation key of the best checkpoint of a model kind.
+
+    Example
+    -------
+    >>> selection_key("bertsep"), selection_key("clapsep"), selection_key("clap")
+    ('sdri_plain', 'si_sdri', 'retrieval')
+    """
+    return SELECTION_KEYS[model_kind({"model_kind": kind})]
 
 
 def query_encoder_is_local(hparams):

@@ -27,17 +27,17 @@ class QuerySeparator(BaseQuerySeparator):
     >>> import tempfile
     >>> import torch
     >>> from speechbrain_textsep.encoders.clip import TINY_CLIP_CFG, CLIPQueryEncoder
-    >>> from speechbrain_textsep.inference.export import export_model
+    >>> from speechbrain_textsep.inference.model_folder import write_model_folder
     >>> from speechbrain_textsep.models.clipsep import CLIPSep
     >>> from speechbrain_textsep.models.unet import AudioUNet
-    >>> from speechbrain_textsep.templates import template_path
     >>> folder = tempfile.mkdtemp()  # a tiny random model folder
-    >>> overrides = {"levels": 3, "ngf": 4, "n_maps": 4, "query_dim": 32,
-    ...              "clip_model_cfg": TINY_CLIP_CFG, "clip_pretrained": None,
-    ...              "query_encoder_in_folder": True}
-    >>> _ = export_model(folder, template_path("clipsep"), overrides,
-    ...                  CLIPSep(AudioUNet(4, 4, 3), 32, 4),
-    ...                  CLIPQueryEncoder(model_cfg=TINY_CLIP_CFG, pretrained=None))
+    >>> values = {"levels": 3, "ngf": 4, "n_maps": 4, "query_dim": 32,
+    ...           "clip_model_cfg": TINY_CLIP_CFG, "clip_pretrained": None,
+    ...           "query_encoder_in_folder": True}
+    >>> encoder = CLIPQueryEncoder(model_cfg=TINY_CLIP_CFG, pretrained=None)
+    >>> weights = {"mask_net": CLIPSep(AudioUNet(4, 4, 3), 32, 4).state_dict(),
+    ...            "query_encoder": encoder.state_dict()}
+    >>> _ = write_model_folder(folder, "clipsep", values, weights)
     >>> savedir = tempfile.mkdtemp()
     >>> separator = QuerySeparator.from_hparams(source=folder, savedir=savedir)
     >>> separator.separate_batch(torch.randn(2, 16000), ["violin", "flute"]).shape

@@ -198,6 +198,43 @@ class MaskNet(nn.Module):
         return torch.sigmoid(self.output_proj(h)).transpose(1, 2)
 
 
+def _check_frame_period(encoder, hop_length, sample_rate):
+    """Raises ValueError unless the STFT and HTSAT frame periods are equal."""
+    encoder_period = fractions.Fraction(encoder.hop_length, encoder.sample_rate)
+    if fractions.Fraction(hop_length, sample_rate) != encoder_period:
+        raise ValueError(
+            f"the STFT frame period ({hop_length}/{sample_rate} s) must equal "
+            f"the HTSAT one ({encoder.hop_length}/"
+            f"{encoder.sample_rate} s) so that their frames line up"
+        )
+
+
+def _resampler(sample_rate, target_rate):
+    """Sinc resampler from ``sample_rate`` to ``target_rate`` (identity if equal)."""
+    if sample_rate != target_rate:
+        return torchaudio.transforms.Resample(sample_rate, target_rate)
+    return nn.Identity()
+
+
+def _decoder_for(encoder, condition_dim, **options):
+    """The Swin U-Net decoder that mirrors the feature pyramid of ``encoder``.
+
+    ``options`` are the remaining arguments of :class:`SwinDecoder`
+    (``embed_dim``, ``depths``, ``num_heads``, ...); the patch geometry is
+    the encoder's, so that the decoder's output image matches its input.
+    """
+    patch = encoder.patch_embed.proj
+    return SwinDecoder(
+        encoder.dims,
+        encoder.grids,
+        condition_dim=condition_dim,
+        **options,
+        patch_size=patch.kernel_size,
+        patch_stride=patch.stride,
+        out_channels=patch.in_channels,
+    )
+
+
 @checkpoints.register_checkpoint_hooks
 class CLAPSep(nn.Module):
     """CLAPSep separator: ``(mixture [B, L], condition [B, 1024]) -> [B, L]``.
@@ -299,15 +336,7 @@ class CLAPSep(nn.Module):
     ):
         super().__init__()
         self.encoder = HTSATFeatures(htsat, lora_rank=lora_rank, lora_alpha=lora_alpha)
-        encoder_period = fractions.Fraction(
-            self.encoder.hop_length, self.encoder.sample_rate
-        )
-        if fractions.Fraction(hop_length, sample_rate) != encoder_period:
-            raise ValueError(
-                f"the STFT frame period ({hop_length}/{sample_rate} s) must equal "
-                f"the HTSAT one ({self.encoder.hop_length}/"
-                f"{self.encoder.sample_rate} s) so that their frames line up"
-            )
+        _check_frame_period(self.encoder, hop_length, sample_rate)
         self.condition_dim = condition_dim
         self.sample_rate = sample_rate
         self.spectral = SpectralMasking(
@@ -317,24 +346,10 @@ class CLAPSep(nn.Module):
             n_warped=None,
             frame_multiple=1,
         )
-        self.resampler = (
-            torchaudio.transforms.Resample(sample_rate, self.encoder.sample_rate)
-            if sample_rate != self.encoder.sample_rate
-            else nn.Identity()
-        )
-        self.pad_samples = (
-            0 if pad_seconds is None else round(pad_seconds * sample_rate)
-        )
-        self.max_samples = self._max_samples()
-        if self.pad_samples > self.max_samples:
-            raise ValueError(
-                f"pad_seconds={pad_seconds} is longer than the HTSAT input "
-                f"({self.max_samples} samples at {sample_rate} Hz)"
-            )
-        patch = self.encoder.patch_embed.proj
-        self.decoder = SwinDecoder(
-            self.encoder.dims,
-            self.encoder.grids,
+        self.resampler = _resampler(sample_rate, self.encoder.sample_rate)
+        self.pad_samples, self.max_samples = self._lengths(pad_seconds)
+        self.decoder = _decoder_for(
+            self.encoder,
             condition_dim=condition_dim,
             embed_dim=decoder_dim,
             depths=decoder_depths,
@@ -342,9 +357,6 @@ class CLAPSep(nn.Module):
             window_size=decoder_window,
             mlp_ratio=mlp_ratio,
             drop_path_rate=drop_path_rate,
-            patch_size=patch.kernel_size,
-            patch_stride=patch.stride,
-            out_channels=patch.in_channels,
         )
         self.mask_net = MaskNet(
             n_freq=n_fft // 2 + 1,
@@ -354,9 +366,27 @@ class CLAPSep(nn.Module):
             num_layers=masknet_layers,
             dim_feedforward=masknet_ff,
         )
-        # What trains (and is saved): the LoRA matrices and the biases of the
-        # LoRA-tuned layers, and everything of the decoder and the MaskNet.
-        self._trained_keys = tuple(
+        self._trained_keys = self._list_trained_keys()
+
+    def _lengths(self, pad_seconds):
+        """``(pad_samples, max_samples)``; the padding must fit the HTSAT input."""
+        sample_rate = self.sample_rate
+        pad_samples = 0 if pad_seconds is None else round(pad_seconds * sample_rate)
+        max_samples = self._max_samples()
+        if pad_samples > max_samples:
+            raise ValueError(
+                f"pad_seconds={pad_seconds} is longer than the HTSAT input "
+                f"({max_samples} samples at {sample_rate} Hz)"
+            )
+        return pad_samples, max_samples
+
+    def _list_trained_keys(self):
+        """The state_dict keys that train (and are saved).
+
+        The LoRA matrices and the biases of the LoRA-tuned layers, and
+        everything of the decoder and the MaskNet.
+        """
+        return tuple(
             [
                 f"encoder.{name}"
                 for name, param in self.encoder.named_parameters()

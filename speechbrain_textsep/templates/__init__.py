@@ -40,9 +40,7 @@ def template_path(name):
     ValueError: no template 'nope' (shipped: clipsep, labelsep, bertsep, clapsep)
     """
     if name not in TEMPLATE_NAMES:
-        raise ValueError(
-            f"no template {name!r} (shipped: {', '.join(TEMPLATE_NAMES)})"
-        )
+        raise ValueError(f"no template {name!r} (shipped: {', '.join(TEMPLATE_NAMES)})")
     # Packages are installed as plain folders (zip-safe = False in setup.cfg),
     # so the resource is a file with a path.
     return str(resources.files(__name__).joinpath(f"{name}.yaml"))

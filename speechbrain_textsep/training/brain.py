@@ -10,9 +10,10 @@ from speechbrain.utils.logger import get_logger
 from speechbrain.utils.metric_stats import MetricStats
 from torch.nn.parallel import DistributedDataParallel
 
-from speechbrain_textsep.evaluation.metrics import sdr_improvement
-from speechbrain_textsep.models.separator import analyze
 from speechbrain_textsep.data.clips import pair_partners
+from speechbrain_textsep.evaluation.metrics import sdr_improvement
+from speechbrain_textsep.inference.run_folder import is_trainable
+from speechbrain_textsep.models.separator import analyze
 from speechbrain_textsep.training.losses import (
     binary_mask_targets,
     clipsep_loss,
@@ -114,12 +115,18 @@ class QuerySeparationBrain(MixAndSeparateBrain):
     ``train_template`` (``"a photo of {}"``), ``mask_kind`` (``binary``:
     weighted BCE on binary masks, or ``ratio``: weighted L1 on ratio
     masks), ``nit`` (noise invariant training), ``gain_min``/``gain_max``,
-    ``lr_scheduler`` (per step) and ``checkpointer``. Optional:
-    ``valid_query_mode`` (defaults to the training mode, image for hybrid).
+    ``valid_query_mode`` (None: the training mode, image for hybrid),
+    ``sync_batchnorm`` (under DDP), ``lr_scheduler`` (per step) and
+    ``checkpointer``.
 
-    Validation SDRi of a query-free model is measured with the better of
-    the two output-to-source assignments.
+    Validation reports ``sdri_plain`` (plain SDR improvement, see
+    :mod:`speechbrain_textsep.utils.metric_keys`), the checkpoint selection
+    key; that of a query-free model is measured with the better of the two
+    output-to-source assignments.
     """
+
+    #: Fixed-length epoch sampler (``steps_per_epoch``), set by the runner.
+    epoch_sampler = None
 
     def _wrap_distributed(self):
         """DDP without SyncBatchNorm when ``sync_batchnorm`` is False.
@@ -127,8 +134,13 @@ class QuerySeparationBrain(MixAndSeparateBrain):
         SpeechBrain converts every BatchNorm to SyncBatchNorm under DDP, which
         only runs on GPUs (so CPU training with gloo fails) and differs from
         the authors' per-replica BatchNorm statistics.
+
+        This overrides a private method of SpeechBrain 1.1.2: no public hook
+        or run option wraps the modules in DDP without SyncBatchNorm
+        (``Brain.on_fit_start`` calls ``_wrap_distributed`` itself, and
+        ``_compile`` before it is private too).
         """
-        if not self.distributed_launch or getattr(self.hparams, "sync_batchnorm", True):
+        if not self.distributed_launch or self.hparams.sync_batchnorm:
             return super()._wrap_distributed()
         device_ids = None if self.device_type == "cpu" else [self.device]
         for name, module in self.modules.items():
@@ -146,7 +158,7 @@ class QuerySeparationBrain(MixAndSeparateBrain):
             raise ValueError(f"query_mode must be one of {QUERY_MODES}, got {mode!r}")
         if stage != sb.Stage.TRAIN:
             default = "image" if mode == "hybrid" else mode
-            return getattr(self.hparams, "valid_query_mode", None) or default
+            return self.hparams.valid_query_mode or default
         if mode == "hybrid":
             return "image" if self.optimizer_step % 2 == 0 else "text"
         return mode
@@ -271,20 +283,22 @@ class QuerySeparationBrain(MixAndSeparateBrain):
         SpeechBrain does not reach outside DDP.
         """
         super().on_stage_start(stage, epoch)
-        sampler = getattr(self, "epoch_sampler", None)
-        if stage == sb.Stage.TRAIN and sampler is not None and epoch is not None:
-            sampler.set_epoch(epoch)
+        if stage == sb.Stage.TRAIN and self.epoch_sampler and epoch is not None:
+            self.epoch_sampler.set_epoch(epoch)
         if stage != sb.Stage.TRAIN:
             self.sdri_stats = MetricStats(
                 metric=lambda est, ref, mix: sdr_improvement(est, ref, mix).mean(-1)
             )
 
     def on_stage_end(self, stage, stage_loss, epoch=None):
-        """Logs the stage and keeps the checkpoint with the best validation SDRi."""
+        """Logs the stage; keeps the checkpoint with the best ``sdri_plain``."""
         if stage == sb.Stage.TRAIN:
             self.train_loss = stage_loss
             return
-        stats = {"loss": stage_loss, "sdri": self.sdri_stats.summarize("average")}
+        stats = {
+            "loss": stage_loss,
+            "sdri_plain": self.sdri_stats.summarize("average"),
+        }
         if stage == sb.Stage.VALID:
             lr = self.optimizer.param_groups[0]["lr"]
             self.hparams.train_logger.log_stats(
@@ -293,7 +307,7 @@ class QuerySeparationBrain(MixAndSeparateBrain):
                 valid_stats=stats,
             )
             self.hparams.checkpointer.save_and_keep_only(
-                meta={"sdri": stats["sdri"]}, max_keys=["sdri"]
+                meta={"sdri_plain": stats["sdri_plain"]}, max_keys=["sdri_plain"]
             )
         else:
             self.hparams.train_logger.log_stats(

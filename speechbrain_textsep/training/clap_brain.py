@@ -12,11 +12,14 @@ clamped to ``[0, log 100]`` after every step as in laion_clap's training).
 Each training batch holds clips of distinct labels
 (:class:`DistinctLabelBatchSampler`), so that no caption of the batch is a
 false negative of another clip. Captions are ``"The sound of {label}"``
-(underscores of the labels become spaces), as CLAPSep turns class labels into
-queries.
+(:func:`~speechbrain_textsep.data.captions.label_caption`: underscores of the
+labels become spaces), as CLAPSep turns class labels into queries. The
+recipe runs through :func:`speechbrain_textsep.training.runner.run_experiment`
+(:mod:`speechbrain_textsep.training.families.clap`).
 
-Retrieval accuracy (:func:`retrieval_metrics`), by class, on held-out clips
-against the captions of all the classes:
+Retrieval accuracy (:func:`retrieval_metrics`, per item
+:func:`retrieval_rows`), by class, on held-out clips against the captions of
+all the classes:
 
 - ``a2t_top1``: audio -> text, the fraction of clips whose most similar
   caption is their class's (zero-shot classification);
@@ -30,26 +33,19 @@ Authors
  * speechbrain-textsep contributors
 """
 
-import json
+import csv
+import math
 import os
 
-import soundfile as sf
 import speechbrain as sb
 import torch
-from speechbrain.utils.distributed import if_main_process, run_on_main
 from speechbrain.utils.logger import get_logger
-from torch.nn.parallel import DistributedDataParallel
 
-from speechbrain_textsep.encoders.clap import (
-    TEXT_TEMPLATE,
-    CLAPQueryEncoder,
-    build_tiny_tokenizer,
-    clap_audio_input,
-    load_clap_tokenizer,
-    save_clap_dir,
-    tokenize,
-)
+from speechbrain_textsep.data.captions import CAPTION_TEMPLATE, label_caption
+from speechbrain_textsep.encoders.clap import clap_audio_input, tokenize
 from speechbrain_textsep.encoders.laion import clap_module
+from speechbrain_textsep.processing.audio_io import read_audio
+from speechbrain_textsep.training.brain import unwrap
 
 logger = get_logger(__name__)
 
@@ -57,26 +53,75 @@ logger = get_logger(__name__)
 MAX_LOGIT_SCALE = 4.605170185988092
 
 
-def label_caption(label, template=TEXT_TEMPLATE):
-    """The caption of a class label: ``template`` with underscores as spaces.
+def retrieval_rows(audio_emb, audio_ids, audio_labels, text_emb, text_labels):
+    """Per-item class retrieval between clips and class captions.
+
+    Arguments
+    ---------
+    audio_emb : torch.Tensor
+        ``[Na, D]`` L2-normalised audio embeddings.
+    audio_ids : list of str
+        Id of every clip.
+    audio_labels : list of str
+        Class of every clip.
+    text_emb : torch.Tensor
+        ``[Nt, D]`` L2-normalised caption embeddings (one per class).
+    text_labels : list of str
+        Class of every caption.
+
+    Returns
+    -------
+    list of dict
+        Rows in the result schema of
+        :mod:`~speechbrain_textsep.evaluation.report`: one per clip
+        (``query_kind`` audio, ``a2t_top1`` 0 or 1, ``retrieved`` the class
+        of the most similar caption), then one per caption (``query_kind``
+        text, ``t2a_top1`` and ``t2a_rprec``, see the module docstring).
 
     Example
     -------
-    >>> label_caption("acoustic_guitar")
-    'The sound of acoustic guitar'
+    >>> audio = torch.eye(3)[[0, 0, 1, 2]]
+    >>> text = torch.eye(3)[[0, 2, 1]]
+    >>> rows = retrieval_rows(audio, list("wxyz"), ["a", "a", "b", "c"],
+    ...                       text, ["a", "b", "c"])
+    >>> [r["a2t_top1"] for r in rows[:4]], [r["t2a_rprec"] for r in rows[4:]]
+    ([1.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0])
     """
-    return template.format(label.replace("_", " "))
-
-
-def read_clip(path):
-    """``(waveform [L] float32, sample_rate)`` of an audio file, mixed to mono."""
-    data, rate = sf.read(path, dtype="float32", always_2d=True)
-    wav = torch.from_numpy(data).mean(dim=1)
-    if wav.numel() == 0:
-        raise ValueError(f"empty audio file: {path}")
-    if not torch.isfinite(wav).all():
-        raise ValueError(f"non-finite samples in {path}")
-    return wav, int(rate)
+    classes = sorted(set(text_labels) | set(audio_labels))
+    index = {c: i for i, c in enumerate(classes)}
+    a_lab = torch.tensor([index[c] for c in audio_labels])
+    t_lab = torch.tensor([index[c] for c in text_labels])
+    sim = audio_emb.float().cpu() @ text_emb.float().cpu().T  # [Na, Nt]
+    rows = []
+    for i, best in enumerate(sim.argmax(dim=1).tolist()):
+        rows.append(
+            {
+                "item": audio_ids[i],
+                "query_kind": "audio",
+                "query": audio_ids[i],
+                "target": audio_labels[i],
+                "a2t_top1": float(t_lab[best] == a_lab[i]),
+                "retrieved": text_labels[best],
+            }
+        )
+    for j, best in enumerate(sim.argmax(dim=0).tolist()):
+        relevant = int((a_lab == t_lab[j]).sum())
+        rprec = math.nan
+        if relevant:
+            top = sim[:, j].topk(relevant).indices
+            rprec = (a_lab[top] == t_lab[j]).float().mean().item()
+        rows.append(
+            {
+                "item": text_labels[j],
+                "query_kind": "text",
+                "query": text_labels[j],
+                "target": text_labels[j],
+                "t2a_top1": float(a_lab[best] == t_lab[j]),
+                "t2a_rprec": rprec,
+                "retrieved": audio_ids[best],
+            }
+        )
+    return rows
 
 
 def retrieval_metrics(audio_emb, audio_labels, text_emb, text_labels):
@@ -211,7 +256,7 @@ class DistinctLabelBatchSampler(torch.utils.data.Sampler):
         return len(self._batches())
 
 
-def clap_dataset(csv_path, audio_cfg, train, caption_template=TEXT_TEMPLATE):
+def clap_dataset(csv_path, audio_cfg, train, caption_template=CAPTION_TEMPLATE):
     """A :class:`DynamicItemDataset` of CLAP inputs and captions.
 
     Arguments
@@ -240,7 +285,7 @@ def clap_dataset(csv_path, audio_cfg, train, caption_template=TEXT_TEMPLATE):
     @sb.utils.data_pipeline.takes("audio")
     @sb.utils.data_pipeline.provides("sig")
     def audio_pipeline(path):
-        wav, rate = read_clip(path)
+        wav, rate = read_audio(path, mono=True)
         return clap_audio_input(wav, rate, audio_cfg, crop=crop)[0]
 
     @sb.utils.data_pipeline.takes("label")
@@ -254,10 +299,6 @@ def clap_dataset(csv_path, audio_cfg, train, caption_template=TEXT_TEMPLATE):
     return data
 
 
-def _unwrap(module):
-    return module.module if isinstance(module, DistributedDataParallel) else module
-
-
 class CLAPBrain(sb.Brain):
     """Contrastive (CLIP-style) training of laion_clap's CLAP.
 
@@ -269,7 +310,10 @@ class CLAPBrain(sb.Brain):
     the best ``retrieval`` (:func:`retrieval_metrics`).
     """
 
+    #: The CLAP's tokenizer, set by the runner.
     tokenizer = None
+    #: The :class:`DistinctLabelBatchSampler` of training, set by the runner.
+    batch_sampler = None
 
     def on_fit_start(self):
         """Builds laion_clap's ClipLoss (gathering over DDP processes)."""
@@ -315,7 +359,7 @@ class CLAPBrain(sb.Brain):
         """Clamps ``logit_scale_a`` to ``[0, log 100]`` after a step."""
         if should_step:
             with torch.no_grad():
-                _unwrap(self.modules.clap).logit_scale_a.clamp_(0, MAX_LOGIT_SCALE)
+                unwrap(self.modules.clap).logit_scale_a.clamp_(0, MAX_LOGIT_SCALE)
 
     def on_fit_batch_start(self, batch, should_step):
         """Sets the learning rate of the coming optimiser step."""
@@ -324,14 +368,13 @@ class CLAPBrain(sb.Brain):
 
     def on_stage_start(self, stage, epoch=None):
         """Reshuffles the batch sampler (train); resets the embeddings (eval)."""
-        sampler = getattr(self, "batch_sampler", None)
-        if stage == sb.Stage.TRAIN and sampler is not None and epoch is not None:
-            sampler.set_epoch(epoch)
+        if stage == sb.Stage.TRAIN and self.batch_sampler and epoch is not None:
+            self.batch_sampler.set_epoch(epoch)
         self.eval_audio, self.eval_labels = [], []
 
     def caption_embeddings(self, labels):
         """``[C, D]`` normalised embeddings of the captions of ``labels``."""
-        clap = _unwrap(self.modules.clap)
+        clap = unwrap(self.modules.clap)
         captions = [label_caption(c, self.hparams.caption_template) for c in labels]
         tokens = tokenize(self.tokenizer, captions)
         with torch.no_grad():
@@ -355,7 +398,7 @@ class CLAPBrain(sb.Brain):
         stats = {"loss": stage_loss, **self.retrieval()}
         if stage == sb.Stage.VALID:
             lr = self.optimizer.param_groups[0]["lr"]
-            scale = float(_unwrap(self.modules.clap).logit_scale_a.exp())
+            scale = float(unwrap(self.modules.clap).logit_scale_a.exp())
             self.hparams.train_logger.log_stats(
                 stats_meta={
                     "epoch": epoch,
@@ -377,7 +420,7 @@ class CLAPBrain(sb.Brain):
         self.last_stats = stats
 
 
-def encoder_retrieval(encoder, csv_path, caption_template=TEXT_TEMPLATE, batch=16):
+def encoder_retrieval(encoder, csv_path, caption_template=CAPTION_TEMPLATE, batch=16):
     """Retrieval metrics of a :class:`CLAPQueryEncoder` on a manifest's clips.
 
     The clips are read from their files at their own rate (the encoder
@@ -399,8 +442,6 @@ def encoder_retrieval(encoder, csv_path, caption_template=TEXT_TEMPLATE, batch=1
     dict
         See :func:`retrieval_metrics`.
     """
-    import csv
-
     with open(csv_path, newline="") as f:
         rows = list(csv.DictReader(f))
     if not rows:
@@ -408,7 +449,7 @@ def encoder_retrieval(encoder, csv_path, caption_template=TEXT_TEMPLATE, batch=1
     embeddings, labels = [], []
     for start in range(0, len(rows), batch):
         chunk = rows[start : start + batch]
-        clips = [read_clip(row["audio"]) for row in chunk]
+        clips = [read_audio(row["audio"], mono=True) for row in chunk]
         for wav, rate in clips:
             embeddings.append(encoder.encode_audio(wav, sample_rate=rate))
         labels.extend(row["label"] for row in chunk)
@@ -417,109 +458,3 @@ def encoder_retrieval(encoder, csv_path, caption_template=TEXT_TEMPLATE, batch=1
     return retrieval_metrics(
         torch.cat(embeddings), labels, encoder.encode_text(captions), classes
     )
-
-
-def _percent(metrics):
-    return {k: round(100 * v, 1) for k, v in metrics.items() if k != "loss"}
-
-
-def run_clap_experiment(hparams, run_opts):
-    """Trains a CLAP, evaluates retrieval on the test clips and exports it.
-
-    Steps: the tokenizer (:func:`build_tiny_tokenizer` on the captions of
-    the training labels, in ``tokenizer_folder``), training with
-    :class:`CLAPBrain`, test retrieval of the best checkpoint, export of a
-    :class:`CLAPQueryEncoder` folder (``model_folder``), then test retrieval
-    again through the exported folder (:func:`encoder_retrieval`).
-    ``test_summary.json`` in ``output_folder`` gets both.
-
-    Arguments
-    ---------
-    hparams : dict
-        Loaded recipe hyperparameters (see ``recipes/SynthMUSIC/clap``).
-    run_opts : dict
-        SpeechBrain run options.
-
-    Returns
-    -------
-    dict
-        ``brain``, ``test`` (metrics of the best checkpoint) and ``export``
-        (metrics through the exported folder, main process only).
-    """
-    template = hparams["caption_template"]
-    train_data = clap_dataset(
-        hparams["train_csv"], hparams["audio_cfg"], True, template
-    )
-    valid_data = clap_dataset(
-        hparams["valid_csv"], hparams["audio_cfg"], False, template
-    )
-    test_data = clap_dataset(hparams["test_csv"], hparams["audio_cfg"], False, template)
-
-    labels = [train_data.data[i]["label"] for i in train_data.data_ids]
-    captions = sorted({label_caption(c, template) for c in labels})
-    run_on_main(
-        build_tiny_tokenizer,
-        args=[hparams["tokenizer_folder"], captions],
-        kwargs={"vocab_size": hparams["clap_model_cfg"]["roberta"]["vocab_size"]},
-    )
-    tokenizer = load_clap_tokenizer(hparams["tokenizer_folder"])
-
-    brain = CLAPBrain(
-        modules=hparams["modules"],
-        opt_class=hparams["opt_class"],
-        hparams=hparams,
-        run_opts=run_opts,
-        checkpointer=hparams["checkpointer"],
-    )
-    brain.tokenizer = tokenizer
-    rank, world = 0, 1
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        rank = torch.distributed.get_rank()
-        world = torch.distributed.get_world_size()
-    brain.batch_sampler = DistinctLabelBatchSampler(
-        labels,
-        hparams["batch_size"],
-        seed=hparams["seed"],
-        rank=rank,
-        world_size=world,
-    )
-    train_kwargs = dict(hparams["train_dataloader_opts"])
-    train_kwargs["batch_sampler"] = brain.batch_sampler
-    brain.fit(
-        brain.hparams.epoch_counter,
-        train_data,
-        valid_data,
-        train_loader_kwargs=train_kwargs,
-        valid_loader_kwargs=hparams["valid_dataloader_opts"],
-    )
-    brain.evaluate(
-        test_data,
-        max_key="retrieval",
-        test_loader_kwargs=hparams["valid_dataloader_opts"],
-    )
-    result = {"brain": brain, "test": brain.last_stats}
-    logger.info(f"Test retrieval (%): {_percent(brain.last_stats)}")
-
-    clap = _unwrap(brain.modules.clap)
-    run_on_main(
-        save_clap_dir,
-        args=[hparams["model_folder"], clap, hparams["clap_model_cfg"], tokenizer],
-    )
-    if if_main_process():
-        encoder = CLAPQueryEncoder(hparams["model_folder"])
-        result["export"] = encoder_retrieval(encoder, hparams["test_csv"], template)
-        summary = {
-            "test_checkpoint": {k: float(v) for k, v in brain.last_stats.items()},
-            "test_exported_encoder": result["export"],
-            "optimizer_steps": brain.optimizer_step,
-            "epochs": brain.hparams.epoch_counter.current,
-        }
-        with open(
-            os.path.join(hparams["output_folder"], "test_summary.json"), "w"
-        ) as f:
-            json.dump(summary, f, indent=2)
-        print("Test retrieval through the exported CLAP folder (%):")
-        for key, value in _percent(result["export"]).items():
-            print(f"  {key}: {value}")
-        logger.info(f"Exported the CLAP to {hparams['model_folder']}")
-    return result

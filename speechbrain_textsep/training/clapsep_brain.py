@@ -25,8 +25,10 @@ Training, as in CLAPSep (Ma et al., 2024):
 
 Validation is deterministic: the partners are drawn with a fixed seed, both
 queries are given, as texts (``a = 0``; ``valid_audio_weight``), with no
-augmentation. It reports SDRi and SI-SDRi in dB, where SDR is the **plain**
-SDR ``10 log10(|s|^2 / |s - s_hat|^2)`` (not BSS Eval).
+augmentation. It reports ``sdri_plain`` and ``si_sdri`` in dB
+(:mod:`speechbrain_textsep.utils.metric_keys`), where SDR is the **plain**
+SDR ``10 log10(|s|^2 / |s - s_hat|^2)`` (not BSS Eval); ``si_sdri`` selects
+the best checkpoint.
 
 Authors
  * speechbrain-textsep contributors
@@ -40,17 +42,17 @@ from speechbrain.augment.time_domain import SpeedPerturb
 from speechbrain.nnet.schedulers import update_learning_rate
 from speechbrain.utils.metric_stats import MetricStats
 
+from speechbrain_textsep.data.clips import pair_partners
 from speechbrain_textsep.evaluation.metrics import sdr_improvement, si_sdr_improvement
 from speechbrain_textsep.models.clapsep import clapsep_condition
+from speechbrain_textsep.processing.mixing import mix_at_snr
 from speechbrain_textsep.training.brain import MixAndSeparateBrain, unwrap
 from speechbrain_textsep.training.clapsep_losses import clapsep_loss
-from speechbrain_textsep.data.clips import pair_partners
 
 __all__ = [
     "CLAPSepBrain",
     "QUERY_MIX",
     "QueryAugmentation",
-    "mix_at_0db",
     "sample_query_sides",
     "spec_augment_waveform",
 ]
@@ -94,44 +96,6 @@ def sample_query_sides(batch_size, probs=QUERY_MIX, generator=None):
         )
     kind = torch.multinomial(probs, batch_size, replacement=True, generator=generator)
     return kind != 0, kind != 1
-
-
-def mix_at_0db(target, interferer, eps=1e-8):
-    """Scales the interferer to the target's energy and mixes.
-
-    When the mixture would clip (peak above 1), the mixture and the target
-    are scaled down together (the SNR stays 0 dB).
-
-    Arguments
-    ---------
-    target : torch.Tensor
-        ``[B, L]`` target clips.
-    interferer : torch.Tensor
-        ``[B, L]`` interfering clips.
-    eps : float
-        Guard for silent clips.
-
-    Returns
-    -------
-    mixture : torch.Tensor
-        ``[B, L]``.
-    target : torch.Tensor
-        ``[B, L]`` the target as it is in the mixture.
-
-    Example
-    -------
-    >>> s, n = torch.randn(2, 800) * 0.1, torch.randn(2, 800)
-    >>> mix, ref = mix_at_0db(s, n)
-    >>> noise = mix - ref
-    >>> torch.allclose(noise.pow(2).sum(-1), ref.pow(2).sum(-1), rtol=1e-4)
-    True
-    """
-    energy_t = target.pow(2).sum(-1, keepdim=True)
-    energy_i = interferer.pow(2).sum(-1, keepdim=True)
-    interferer = interferer * torch.sqrt((energy_t + eps) / (energy_i + eps))
-    mixture = target + interferer
-    peak = mixture.abs().amax(-1, keepdim=True).clamp(min=1.0)
-    return mixture / peak, target / peak
 
 
 def spec_augment_waveform(
@@ -279,10 +243,11 @@ class CLAPSepBrain(MixAndSeparateBrain):
     ``clapsep`` (the model, built from ``clap.audio_branch``).
     Expected ``hparams``: ``sample_rate``, ``checkpointer``,
     ``epoch_counter``, ``train_logger``, ``lr_annealing`` (SpeechBrain's
-    ``ReduceLROnPlateau``). Optional: ``query_mix`` (:data:`QUERY_MIX`),
+    ``ReduceLROnPlateau``), ``query_mix`` (:data:`QUERY_MIX` in the paper),
     ``multimodal`` (True: ``a ~ U(0, 1)``; False: text only),
     ``query_augmentation`` (a :class:`QueryAugmentation` or None),
-    ``valid_audio_weight`` (``a`` at validation, 0), ``snr_weight`` (0.9).
+    ``valid_audio_weight`` (``a`` at validation and test, 0 in the paper),
+    ``snr_weight`` (0.9 in the paper).
 
     Batches must provide ``id``, ``sig`` (``[B, L]`` clips at
     ``sample_rate``) and ``caption``.
@@ -297,13 +262,10 @@ class CLAPSepBrain(MixAndSeparateBrain):
         if self.checkpointer is not None:
             self.checkpointer.add_recoverable("optimizer", self.optimizer)
 
-    def _hp(self, name, default):
-        return getattr(self.hparams, name, default)
-
     # ------------------------------------------------------------- queries
     def query_audio(self, wav, stage):
         """The query audio: augmented at training, untouched otherwise."""
-        augment = self._hp("query_augmentation", None)
+        augment = self.hparams.query_augmentation
         if stage == sb.Stage.TRAIN and augment is not None:
             with torch.no_grad():
                 return augment(wav)
@@ -314,11 +276,11 @@ class CLAPSepBrain(MixAndSeparateBrain):
         clap = unwrap(self.modules.clap)
         text = clap.encode_text(list(captions)).to(self.device)
         if stage == sb.Stage.TRAIN:
-            if not self._hp("multimodal", True):
+            if not self.hparams.multimodal:
                 return text
             weight = torch.rand(len(captions), 1, generator=generator)
         else:
-            weight = torch.full((len(captions), 1), self._hp("valid_audio_weight", 0.0))
+            weight = torch.full((len(captions), 1), self.hparams.valid_audio_weight)
         weight = weight.to(self.device)
         if not bool((weight > 0).any()):
             return text
@@ -332,7 +294,7 @@ class CLAPSepBrain(MixAndSeparateBrain):
         positive, negative = embeddings, embeddings[partner]
         if stage == sb.Stage.TRAIN:
             use_pos, use_neg = sample_query_sides(
-                len(partner), self._hp("query_mix", QUERY_MIX), generator
+                len(partner), self.hparams.query_mix, generator
             )
             positive = positive * use_pos[:, None].to(positive)
             negative = negative * use_neg[:, None].to(negative)
@@ -347,16 +309,25 @@ class CLAPSepBrain(MixAndSeparateBrain):
         if stage != sb.Stage.TRAIN:
             generator = torch.Generator().manual_seed(0)
         partner = pair_partners(batch.caption, generator).to(self.device)
-        mixture, target = mix_at_0db(clips, clips[partner])
+        # 0 dB; a mixture peaking above 1 is scaled to 1 with its target; a
+        # silent crop (energy 0) leaves its partner out
+        mixture, target, _ = mix_at_snr(
+            clips, clips[partner], 0.0, peak=1.0, silent="mute"
+        )
         embeddings = self.query_embeddings(clips, batch.caption, stage, generator)
         condition = self.make_condition(embeddings, partner, stage, generator)
         estimate = self.modules.clapsep(mixture, condition)
-        return {"estimate": estimate, "target": target, "mixture": mixture}
+        return {
+            "estimate": estimate,
+            "target": target,
+            "mixture": mixture,
+            "partner": partner,
+        }
 
     def compute_objectives(self, predictions, batch, stage):
-        """CLAPSep loss; SDRi and SI-SDRi (plain SDR) outside training."""
+        """CLAPSep loss; ``sdri_plain`` and ``si_sdri`` outside training."""
         estimate, target = predictions["estimate"], predictions["target"]
-        loss = clapsep_loss(estimate, target, snr_weight=self._hp("snr_weight", 0.9))
+        loss = clapsep_loss(estimate, target, snr_weight=self.hparams.snr_weight)
         if stage != sb.Stage.TRAIN:
             mixture = predictions["mixture"]
             self.sdri_stats.append(batch.id, estimate.float(), target, mixture)
@@ -378,7 +349,7 @@ class CLAPSepBrain(MixAndSeparateBrain):
             return
         stats = {
             "loss": stage_loss,
-            "sdri": self.sdri_stats.summarize("average"),
+            "sdri_plain": self.sdri_stats.summarize("average"),
             "si_sdri": self.si_sdri_stats.summarize("average"),
         }
         if not all(math.isfinite(v) for v in stats.values()):
@@ -395,7 +366,7 @@ class CLAPSepBrain(MixAndSeparateBrain):
                 valid_stats=stats,
             )
             self.checkpointer.save_and_keep_only(
-                meta={"si_sdri": stats["si_sdri"], "sdri": stats["sdri"]},
+                meta={"si_sdri": stats["si_sdri"], "sdri_plain": stats["sdri_plain"]},
                 max_keys=["si_sdri"],
             )
         else:

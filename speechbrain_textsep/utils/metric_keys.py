@@ -24,16 +24,23 @@ METRIC_KEYS = {
     "sar_bss_v4": "BSS Eval v4 SAR of the target",
     "sdri_bss_v4": "BSS Eval v4 SDR improvement over the mixture",
     "sdr_bss_v4_mixture": "BSS Eval v4 SDR of the mixture itself",
+    "si_sdr_nzm": "SI-SDR without removing the mean first (torchmetrics' "
+    "default, the CLAPSep paper's eq. 16): a DC offset counts as distortion",
+    "si_sdri_nzm": "si_sdr_nzm improvement over the mixture",
     "sdr_bss_v3": "BSS Eval v3 SDR (bss_eval_sources, 512-tap distortion "
     "filter, as mir_eval / torchmetrics: the CLAPSep tables)",
     "sdri_bss_v3": "BSS Eval v3 SDR improvement over the mixture",
+    "sdr_plain_mixture": "plain SDR of the mixture itself",
+    "si_sdr_mixture": "SI-SDR of the mixture itself",
+    "si_sdr_nzm_mixture": "si_sdr_nzm of the mixture itself",
+    "sdr_bss_v3_mixture": "BSS Eval v3 SDR of the mixture itself",
     "loss": "the training objective of the model (lower is better)",
     "a2t_top1": "audio-to-text retrieval: fraction of clips whose most similar "
     "caption is their own (CLAP)",
     "t2a_top1": "text-to-audio retrieval: fraction of captions whose most "
     "similar clip has that caption (CLAP)",
     "t2a_rprec": "text-to-audio R-precision (CLAP)",
-    "retrieval": "mean of a2t_top1 and t2a_top1 (CLAP model selection)",
+    "retrieval": "mean of a2t_top1 and t2a_rprec (CLAP model selection)",
 }
 
 

@@ -26,7 +26,7 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
-from speechbrain_textsep.training.clapsep_experiment import run_clapsep_experiment
+from speechbrain_textsep.training.runner import run_experiment
 
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from audiocaps_prepare import prepare_audiocaps  # noqa: E402
@@ -51,4 +51,4 @@ if __name__ == "__main__":
             "skip_prep": hparams["skip_prep"],
         },
     )
-    run_clapsep_experiment(hparams, run_opts)
+    run_experiment(hparams, run_opts)

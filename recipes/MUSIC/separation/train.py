@@ -2,7 +2,7 @@
 """Recipe: CLIPSep, CLIPSep-NIT, CLIPSep-Text and the baselines on MUSIC.
 
 Prepares the MUSIC solo videos (audio and 1-fps frames, once), trains with
-mix-and-separate (validation SDRi every epoch, best checkpoint kept),
+mix-and-separate (validation ``sdri_plain`` every epoch, best checkpoint kept),
 evaluates the best checkpoint with the CLIPSep protocol (each test target
 mixed with one interferer, BSS Eval v4 SDR/SIR/SAR, mean ± SEM and median)
 and exports a model folder for ``QuerySeparator.from_hparams`` (not for
@@ -26,7 +26,7 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
-from speechbrain_textsep.training.experiment import run_experiment
+from speechbrain_textsep.training.runner import run_experiment
 
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from music_prepare import prepare_music  # noqa: E402

@@ -21,7 +21,7 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
-from speechbrain_textsep.training.clap_brain import run_clap_experiment
+from speechbrain_textsep.training.runner import run_experiment
 
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from synthmusic_prepare import prepare_from_hparams  # noqa: E402
@@ -38,4 +38,4 @@ if __name__ == "__main__":
         overrides=overrides,
     )
     run_on_main(prepare_from_hparams, args=[hparams, "data_sample_rate"])
-    run_clap_experiment(hparams, run_opts)
+    run_experiment(hparams, run_opts)

@@ -1,14 +1,14 @@
 #!/usr/bin/env python3
 """Evaluates a SynthMUSIC CLAPSep with P, N and P+N text and audio queries.
 
-The CLAPSep protocol (``speechbrain_textsep.evaluation.clapsep_benchmarks``)
-on the SynthMUSIC test split: every test mixture of ``test_mixtures.csv``
-is evaluated in both directions (each of its two clips is the target once,
-the other one the interferer), mixed at 0 dB over the whole clip; queries
-are "The sound of {label}" (text) or the mean CLAP embedding of the first
-``k`` training clips of the class (audio, 1/5/10 shots). Reports SDRi
-(BSS-Eval-style, as the paper's tables), SI-SDRi and SNRi (plain SDR),
-mean and std, per condition.
+The CLAPSep protocol (``speechbrain_textsep.evaluation.clapsep``) on the
+SynthMUSIC test split: every test mixture of ``test_mixtures.csv`` is
+evaluated in both directions (each of its two clips is the target once, the
+other one the interferer), mixed at 0 dB over the whole clip; queries are
+"The sound of {label}" (text) or the mean CLAP embedding of the first ``k``
+training clips of the class (audio, 1/5/10 shots). Reports ``sdri_bss_v3``
+(BSS Eval v3 SDR improvement, as the paper's tables), ``si_sdri_nzm`` and
+``sdri_plain`` (plain SDR improvement), mean and std, per condition.
 
 Example
 -------
@@ -26,7 +26,7 @@ import sys
 
 import torch
 
-from speechbrain_textsep.evaluation.clapsep_benchmarks import (
+from speechbrain_textsep.evaluation.clapsep import (
     LABEL_TEMPLATE,
     MODALITIES,
     VALENCES,

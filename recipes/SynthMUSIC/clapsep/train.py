@@ -25,10 +25,8 @@ from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
 from speechbrain_textsep.encoders.clap import CLAPWeightsUnavailableError
-from speechbrain_textsep.training.clapsep_experiment import (
-    label_caption_manifest,
-    run_clapsep_experiment,
-)
+from speechbrain_textsep.training.families.clapsep import label_caption_manifest
+from speechbrain_textsep.training.runner import run_experiment
 
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from synthmusic_prepare import prepare_from_hparams  # noqa: E402
@@ -66,4 +64,4 @@ if __name__ == "__main__":
         overrides=overrides,
     )
     run_on_main(prepare, args=[hparams])
-    run_clapsep_experiment(hparams, run_opts)
+    run_experiment(hparams, run_opts)

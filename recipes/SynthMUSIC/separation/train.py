@@ -22,7 +22,7 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
-from speechbrain_textsep.training.experiment import run_experiment
+from speechbrain_textsep.training.runner import run_experiment
 
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from synthmusic_prepare import prepare_from_hparams  # noqa: E402

@@ -2,7 +2,7 @@
 """Recipe: CLIPSep, CLIPSep-NIT, CLIPSep-Text and the baselines on VGGSound.
 
 Prepares the VGGSound clips (audio and 1-fps frames, once), trains with
-mix-and-separate (validation SDRi every epoch, best checkpoint kept),
+mix-and-separate (validation ``sdri_plain`` every epoch, best checkpoint kept),
 evaluates the best checkpoint with the CLIPSep protocol on
 "VGGSound-Clean+" (test targets, by default every test clip or the IDs of
 ``test_targets``, each mixed with a non-music test clip) and, when
@@ -29,7 +29,7 @@ import speechbrain as sb
 from hyperpyyaml import load_hyperpyyaml
 from speechbrain.utils.distributed import run_on_main
 
-from speechbrain_textsep.training.experiment import run_experiment
+from speechbrain_textsep.training.runner import run_experiment
 
 sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from vggsound_prepare import prepare_vggsound  # noqa: E402
