@@ -211,10 +211,8 @@ def _evaluate(args):
 
 
 def _export(args):
-    from speechbrain_textsep.inference.model_folder import (
-        export_recipe_run,
-        load_model_folder,
-    )
+    from speechbrain_textsep.inference.model_folder import load_model_folder
+    from speechbrain_textsep.inference.run_export import export_recipe_run
 
     try:
         card = export_recipe_run(args.run_folder, args.out, args.template)

@@ -2,7 +2,6 @@
 
 import pytest
 
-from speechbrain_textsep.data import captions as data_captions
 from speechbrain_textsep.utils.captions import CAPTION_TEMPLATE, label_caption
 
 pytestmark = pytest.mark.unit
@@ -32,6 +31,4 @@ def test_templates_need_one_field(template):
 def test_one_builder_and_one_template_package_wide():
     from speechbrain_textsep.encoders import clap_config
 
-    assert data_captions.label_caption is label_caption
-    assert data_captions.CAPTION_TEMPLATE is CAPTION_TEMPLATE
     assert clap_config.TEXT_TEMPLATE is CAPTION_TEMPLATE

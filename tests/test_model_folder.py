@@ -27,11 +27,11 @@ from speechbrain_textsep.encoders.labels import LabelQueryEncoder
 from speechbrain_textsep.evaluation.report import summarize, write_summary
 from speechbrain_textsep.inference import CLAPSepSeparator, Query, QuerySeparator
 from speechbrain_textsep.inference.model_folder import (
-    export_recipe_run,
     load_model_folder,
     read_plain_hparams,
     write_model_folder,
 )
+from speechbrain_textsep.inference.run_export import export_recipe_run
 from speechbrain_textsep.models.clapsep import CLAPSep, clapsep_condition
 from speechbrain_textsep.models.clipsep import CLIPSep
 from speechbrain_textsep.models.unet import AudioUNet
@@ -47,6 +47,9 @@ UNET = {
     "hop_length": 256,
     "win_length": 1024,
     "n_warped": 256,
+    "pad_mode": "constant",
+    "warp_grid": "exact",
+    "stft_dtype": "float32",
     "levels": 3,
     "ngf": 4,
     "n_maps": 4,
@@ -207,6 +210,12 @@ def test_clipsep_family_folders(kind, bert_folder, tmp_path, monkeypatch):
     out1 = first.separate_batch(mixture, ["flute", "tuba"])
     out2 = second.separate_batch(mixture, ["flute", "tuba"])
     assert out1.shape == mixture.shape and torch.equal(out1, out2)
+    # A trusted load reads the same files (the BERT from the folder, not
+    # from the working directory).
+    trusted = load_model_folder(
+        out, savedir=str(tmp_path / "c"), trust_remote_code=True
+    )
+    assert torch.equal(trusted.separate_batch(mixture, ["flute", "tuba"]), out1)
     with torch.no_grad():
         queries = encoder.encode_text(
             ["flute", "tuba"], ensemble=values["text_prompts"]

@@ -7,6 +7,7 @@ be read from the repository (templates are package data).
 """
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -16,15 +17,33 @@ import torch
 pytestmark = pytest.mark.integration
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+#: Top-level folders of the checkout the wheel is not built from.
+NOT_SOURCES = (".venv", ".git", "build", "data", "results")
+
+
+def not_sources(directory, names):
+    """``shutil.copytree`` ignore: environments, outputs, build leftovers."""
+    top = os.path.samefile(directory, ROOT)
+    return [
+        name
+        for name in names
+        if (top and name in NOT_SOURCES)
+        or name in ("__pycache__", "results")
+        or name.endswith(".egg-info")
+    ]
 
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory):
     """(environment, console script) of the wheel installed in a temp folder."""
     folder = tmp_path_factory.mktemp("wheel")
+    # A copy of the sources: setuptools would reuse (and ship) a stale
+    # build/ folder of the checkout.
+    source = folder / "source"
+    shutil.copytree(ROOT, source, ignore=not_sources)
     pip = [sys.executable, "-m", "pip", "-q", "--disable-pip-version-check"]
     build = subprocess.run(
-        pip + ["wheel", "--no-deps", "--no-build-isolation", "-w", folder, ROOT],
+        pip + ["wheel", "--no-deps", "--no-build-isolation", "-w", folder, source],
         capture_output=True,
         text=True,
         cwd=folder,

@@ -70,7 +70,7 @@ given by ``clap_source`` (``verify_frozen``): a difference means the model
 was trained on another CLAP checkpoint.
 
 Known differences outside the weights (see :class:`CLAPSep` and
-:mod:`speechbrain_textsep.evaluation.clapsep_benchmarks`): the condition is
+:mod:`speechbrain_textsep.evaluation.clapsep`): the condition is
 L2-normalised at inference too (their test code forgets it), and no
 SpecAugment runs on audio queries at inference (their forward hook on the
 query CLAP stays on).
@@ -88,11 +88,11 @@ import shutil
 import torch
 
 from speechbrain_textsep.convert.clipsep_checkpoint import CheckpointImportError
-from speechbrain_textsep.inference.model_folder import (
+from speechbrain_textsep.inference.folder_layout import (
     CLAP_SUBFOLDER,
     clap_reference,
-    write_model_folder,
 )
+from speechbrain_textsep.inference.model_folder import write_model_folder
 
 __all__ = [
     "CheckpointImportError",
@@ -494,7 +494,7 @@ def write_imported_folder(
 
     The CLAP is named by its checkpoint name (with ``clap_model_cfg`` and
     ``tokenizer``) when it can be fetched by name, else saved in ``clap/``
-    (:func:`~speechbrain_textsep.inference.model_folder.clap_reference`).
+    (:func:`~speechbrain_textsep.inference.folder_layout.clap_reference`).
 
     Arguments
     ---------

@@ -51,6 +51,7 @@ import numpy as np
 from speechbrain_textsep.utils.metric_keys import METRIC_KEYS, describe
 
 __all__ = [
+    "json_safe",
     "ITEM_COLUMNS",
     "SUMMARY_FILE",
     "RESULTS_FILE",
@@ -166,10 +167,16 @@ def summarize(rows, keys=None):
     return summary
 
 
-def _json_safe(value):
-    """Replaces non-finite floats with None (strict JSON has no NaN/inf)."""
+def json_safe(value):
+    """Replaces non-finite floats with None (strict JSON has no NaN/inf).
+
+    Example
+    -------
+    >>> json_safe({"a": float("nan"), "b": {"c": 1.5}})
+    {'a': None, 'b': {'c': 1.5}}
+    """
     if isinstance(value, dict):
-        return {key: _json_safe(item) for key, item in value.items()}
+        return {key: json_safe(item) for key, item in value.items()}
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -227,7 +234,7 @@ def write_results(rows, csv_path, summary_path):
 
     _make_parent(summary_path)
     with open(summary_path, "w", encoding="utf-8") as json_file:
-        json.dump(_json_safe(summary), json_file, indent=2)
+        json.dump(json_safe(summary), json_file, indent=2)
         json_file.write("\n")
     return summary
 
@@ -354,7 +361,7 @@ def write_summary(path, model_kind, experiment, results):
     >>> sorted(doc), doc["results"]["test"]["audio"]["a2t_top1"]["mean"]
     (['experiment', 'metrics_doc', 'model_kind', 'results'], 0.5)
     """
-    doc = _json_safe(result_document(model_kind, experiment, results))
+    doc = json_safe(result_document(model_kind, experiment, results))
     _make_parent(path)
     with open(path, "w", encoding="utf-8") as json_file:
         json.dump(doc, json_file, indent=2)

@@ -49,42 +49,47 @@ Refusals are :class:`UntrustedModelError` (:class:`UntrustedPathError` for
 paths, :class:`UntrustedWeightsError` for weights that are not plain
 tensors); a folder that cannot be found is :class:`ModelNotAvailableError`.
 
+Where the checks are
+    - what the file builds: :mod:`~speechbrain_textsep.inference.allowlist`
+      (sizes: :mod:`~speechbrain_textsep.inference.yaml_graph`; references:
+      :mod:`~speechbrain_textsep.inference.reference_dryrun`), then built by
+      :mod:`~speechbrain_textsep.inference.allowlist_loader`;
+    - paths: :mod:`~speechbrain_textsep.inference.confined_folder` (files and
+      sub-folders, fetched by
+      :mod:`~speechbrain_textsep.inference.model_fetching`) and
+      :mod:`~speechbrain_textsep.inference.confined_arguments` (arguments that
+      name files or models);
+    - weights: this module, which runs the checks in that order.
+
 Authors
  * speechbrain-textsep contributors
 """
 
-import inspect
 import io
-import json
 import os
-import re
 
-import huggingface_hub
 import torch
 import yaml
-from huggingface_hub.file_download import repo_folder_name
 from hyperpyyaml import load_hyperpyyaml, resolve_references
-from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
-from speechbrain.utils.fetching import FetchConfig, FetchFrom, fetch, guess_source
 from speechbrain.utils.parameter_transfer import Pretrainer
 
 from speechbrain_textsep.inference.allowlist import (
-    ARGUMENT_RULES,
     MAX_HPARAMS_BYTES,
-    AllowListLoader,
     UntrustedModelError,
-    allowed_object,
-    distinct_nodes,
     hyperparams_problems,
     resolved_problems,
     untrusted_error,
 )
-from speechbrain_textsep.utils.paths import (
-    PathEscapeError,
-    check_relative_path,
-    check_tree_confined,
-    confined_path,
-    is_inside,
+from speechbrain_textsep.inference.allowlist_loader import AllowListLoader
+from speechbrain_textsep.inference.confined_arguments import confine_arguments
+from speechbrain_textsep.inference.confined_folder import (
+    ModelFolder,
+    UntrustedPathError,
+)
+from speechbrain_textsep.inference.model_fetching import (
+    ModelNotAvailableError,
+    fetch_model_file,
+    fetch_model_folder,
 )
 
 __all__ = [
@@ -101,30 +106,6 @@ __all__ = [
     "fetch_model_folder",
     "load_weights",
 ]
-
-_HUB_ID = re.compile(r"^[\w.-]+/[\w.-]+$")
-_HF_HUB = "hf-hub:"
-_LOCAL_DIR = "local-dir:"
-#: JSON configs through which transformers would run a folder's own code.
-_CODE_CONFIGS = (
-    "config.json",
-    "tokenizer_config.json",
-    "preprocessor_config.json",
-    "processor_config.json",
-)
-_CODE_KEYS = ("auto_map", "trust_remote_code")
-_TRUST_HINT = (
-    "If you trust this model, pass trust_remote_code=True (textsep: "
-    "--trust-remote-code)."
-)
-
-
-class ModelNotAvailableError(OSError):
-    """A model that is neither a local folder nor fetchable (offline, missing)."""
-
-
-class UntrustedPathError(UntrustedModelError, PathEscapeError):
-    """A model folder naming a file or folder outside itself."""
 
 
 class UntrustedWeightsError(UntrustedModelError, ValueError):
@@ -155,443 +136,6 @@ def check_trusted(text, source, overrides=None):
     problems = hyperparams_problems(text, overrides)
     if problems:
         raise untrusted_error(source, problems)
-
-
-def fetch_model_file(filename, source, savedir=None, fetch_config=None):
-    """Local path of a model file from a folder, a URL or a hub repository.
-
-    Arguments
-    ---------
-    filename : str
-        File inside the model folder (``hyperparams.yaml``, ``mask_net.ckpt``).
-    source : str
-        Local folder, ``http(s)://`` URL or Hugging Face repository id.
-    savedir : str, optional
-        Where fetched files are linked or copied.
-    fetch_config : speechbrain.utils.fetching.FetchConfig, optional
-        Token, revision, ``allow_network``...
-
-    Returns
-    -------
-    pathlib.Path
-
-    Example
-    -------
-    >>> try:
-    ...     fetch_model_file("hyperparams.yaml", "/no/such/folder")
-    ... except ModelNotAvailableError as e:
-    ...     print(e)
-    model folder not found: /no/such/folder
-    """
-    source = os.fspath(source)
-    fetch_from, _ = guess_source(source)
-    if fetch_from == FetchFrom.HUGGING_FACE and not _HUB_ID.match(source):
-        raise ModelNotAvailableError(f"model folder not found: {source}")
-    if fetch_from == FetchFrom.LOCAL and not os.path.isfile(
-        os.path.join(source, filename)
-    ):
-        raise ModelNotAvailableError(f"model folder {source} has no {filename}")
-    try:
-        return fetch(
-            filename=filename,
-            source=source,
-            savedir=savedir,
-            fetch_config=fetch_config or FetchConfig(),
-        )
-    except (
-        huggingface_hub.errors.LocalEntryNotFoundError,
-        huggingface_hub.errors.OfflineModeIsEnabled,
-    ) as e:
-        offline = huggingface_hub.constants.HF_HUB_OFFLINE
-        raise ModelNotAvailableError(
-            f"cannot load {filename} of {source!r}: it is not a local folder and "
-            + (
-                "the file is not in the Hugging Face cache while HF_HUB_OFFLINE "
-                "is set. Run once with network access (or unset HF_HUB_OFFLINE) "
-                f"to cache it, e.g. `huggingface-cli download {source}`, or give "
-                "a local model folder."
-                if offline
-                else "the hub could not be reached and the file is not in the "
-                "Hugging Face cache."
-            )
-        ) from e
-    except (
-        huggingface_hub.errors.RepositoryNotFoundError,
-        huggingface_hub.errors.EntryNotFoundError,
-        huggingface_hub.errors.RevisionNotFoundError,
-    ) as e:
-        raise ModelNotAvailableError(
-            f"cannot load {filename} of {source!r} from the Hugging Face hub: {e}"
-        ) from e
-
-
-def fetch_model_folder(subfolder, source, savedir=None, fetch_config=None):
-    """Local path of a sub-folder of a model folder (local or hub repository).
-
-    Arguments
-    ---------
-    subfolder : str
-        Path of the sub-folder inside the model folder (e.g. ``clap``).
-    source : str
-        Local model folder or Hugging Face repository id.
-    savedir : str, optional
-        Unused for folders (hub files stay in the Hugging Face cache).
-    fetch_config : speechbrain.utils.fetching.FetchConfig, optional
-        Token, revision, ``allow_network``.
-
-    Returns
-    -------
-    str
-    """
-    source = os.fspath(source)
-    if os.path.isdir(source):
-        path = os.path.join(source, subfolder)
-        if not os.path.isdir(path):
-            raise ModelNotAvailableError(f"model folder {source} has no {subfolder}/")
-        return path
-    config = fetch_config or FetchConfig()
-    try:
-        root = huggingface_hub.snapshot_download(
-            source,
-            allow_patterns=[f"{subfolder}/*"],
-            cache_dir=config.huggingface_cache_dir,
-            revision=config.revision,
-            token=config.token,
-            local_files_only=not config.allow_network
-            or huggingface_hub.constants.HF_HUB_OFFLINE,
-        )
-    except (
-        huggingface_hub.errors.LocalEntryNotFoundError,
-        huggingface_hub.errors.OfflineModeIsEnabled,
-        huggingface_hub.errors.RepositoryNotFoundError,
-    ) as e:
-        raise ModelNotAvailableError(
-            f"cannot load {subfolder}/ of {source!r}: not a local folder, and "
-            f"not in the Hugging Face cache or the hub ({e})"
-        ) from e
-    path = os.path.join(root, subfolder)
-    if not os.path.isdir(path):
-        raise ModelNotAvailableError(f"{source!r} has no {subfolder}/ folder")
-    return path
-
-
-class ModelFolder:
-    """The files of a model folder, kept inside it.
-
-    Arguments
-    ---------
-    source : str
-        Local folder, ``http(s)://`` URL or Hugging Face repository id.
-    savedir : str, optional
-        Where fetched files are linked or copied.
-    fetch_config : speechbrain.utils.fetching.FetchConfig, optional
-        Token, revision, ``allow_network``...
-    confine : bool
-        Refuse names that leave the folder (absolute, ``..``, symlinks
-        leading out); False for trusted folders.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> root = tempfile.mkdtemp()
-    >>> os.makedirs(os.path.join(root, "clap"))
-    >>> folder = ModelFolder(root)
-    >>> folder.locate("clap") == os.path.join(root, "clap")
-    True
-    >>> folder.locate("roberta-base") is None  # a name, not a file of the folder
-    True
-    >>> try:
-    ...     folder.locate("../other_model")
-    ... except UntrustedPathError as e:
-    ...     print(e)  # doctest: +ELLIPSIS
-    refusing to load ...: path '../other_model' leaves its folder ('..'). If ...
-    """
-
-    def __init__(self, source, savedir=None, fetch_config=None, confine=True):
-        self.source = os.fspath(source)
-        self.savedir = savedir
-        self.fetch_config = fetch_config or FetchConfig()
-        self.confine = confine
-        self.local = os.path.isdir(self.source)
-        kind = guess_source(self.source)[0]
-        self.hub = not self.local and kind == FetchFrom.HUGGING_FACE
-
-    def refuse(self, reason):
-        """The :class:`UntrustedPathError` of a path of this folder."""
-        return UntrustedPathError(
-            f"refusing to load {self.source}: {reason}. {_TRUST_HINT}"
-        )
-
-    def name(self, name, what="path"):
-        """A name of a file of the folder, checked (relative, inside it)."""
-        if not self.confine:
-            return os.fspath(name)
-        try:
-            name = check_relative_path(name, what)
-            if self.local:
-                confined_path(self.source, name, what)
-        except PathEscapeError as e:
-            raise self.refuse(e) from None
-        return name
-
-    def hub_cache(self):
-        """The Hugging Face cache folder of this repository."""
-        cache = self.fetch_config.huggingface_cache_dir
-        cache = cache or huggingface_hub.constants.HF_HUB_CACHE
-        return os.path.join(
-            cache, repo_folder_name(repo_id=self.source, repo_type="model")
-        )
-
-    def roots(self):
-        """Folders the real path of a fetched file may be in."""
-        if self.local:
-            return [self.source]
-        roots = [self.hub_cache()] if self.hub else []
-        return roots + ([os.fspath(self.savedir)] if self.savedir else [])
-
-    def file(self, name, what="file"):
-        """Local path of a file of the folder (fetched if remote), confined.
-
-        Arguments
-        ---------
-        name : str
-            Path of the file inside the folder.
-        what : str
-            What the file is, for the messages.
-
-        Returns
-        -------
-        pathlib.Path
-        """
-        name = self.name(name, what)
-        path = fetch_model_file(name, self.source, self.savedir, self.fetch_config)
-        if self.confine and not any(is_inside(path, root) for root in self.roots()):
-            raise self.refuse(
-                f"{what} {name!r} resolves to {os.path.realpath(path)}, outside "
-                "the model folder"
-            )
-        return path
-
-    def folder(self, name, what="folder"):
-        """Local path of a sub-folder (a snapshot if remote), confined.
-
-        Returns
-        -------
-        str
-        """
-        name = self.name(name, what)
-        path = fetch_model_folder(name, self.source, self.savedir, self.fetch_config)
-        if self.confine:
-            root = self.source if self.local else self.hub_cache()
-            try:
-                check_tree_confined(root, path, what)
-            except PathEscapeError as e:
-                raise self.refuse(e) from None
-            config = _code_config(path)
-            if config:
-                raise self.refuse(
-                    f"{what} {name!r} has {config}, which makes transformers run "
-                    "code shipped with the folder"
-                )
-        return path
-
-    def locate(self, name, what="path"):
-        """Absolute path of a file or sub-folder of the folder, or None.
-
-        Arguments
-        ---------
-        name : str
-            The path inside the folder.
-        what : str
-            What it is, for the messages.
-
-        Returns
-        -------
-        str or None
-            None when the folder has no such file or sub-folder (the name may
-            then be a model name). Escaping names are refused.
-        """
-        name = self.name(name, what)
-        if self.local:
-            path = os.path.join(self.source, name)
-            if not os.path.lexists(path):
-                return None
-            if os.path.isdir(path):
-                return os.path.abspath(self.folder(name, what))
-            return os.path.abspath(path)
-        if not self.hub:
-            return None
-        for getter in (self.folder, self.file):
-            try:
-                return os.path.abspath(getter(name, what))
-            except ModelNotAvailableError:
-                continue
-        return None
-
-    def location(self, value, what):
-        """A model name (kept) or a path inside the folder (made absolute).
-
-        Arguments
-        ---------
-        value : str or None
-            What the folder gives: a hub id, checkpoint name, pretrained tag,
-            ``hf-hub:`` id, or a path relative to the folder.
-        what : str
-            The argument, for the messages.
-
-        Returns
-        -------
-        str or None
-        """
-        if not value:
-            return value
-        if value.startswith(_HF_HUB):
-            if ".." in value[len(_HF_HUB) :].replace("\\", "/").split("/"):
-                raise self.refuse(f"{what} {value!r} leaves its repository ('..')")
-            return value
-        path = self.locate(value, what)
-        if path is not None:
-            return path
-        if os.path.lexists(value):
-            raise self.refuse(
-                f"{what} {value!r} is not in the model folder but names "
-                f"{os.path.abspath(value)} in the current directory, which would "
-                "be read instead"
-            )
-        if ("/" in value or "\\" in value) and not _HUB_ID.match(value):
-            raise self.refuse(f"{what} {value!r} is a path that is not in the folder")
-        return value
-
-
-def _has_code_key(value, depth=0):
-    if isinstance(value, dict):
-        if any(key in value for key in _CODE_KEYS):
-            return True
-        value = list(value.values())
-    if isinstance(value, list) and depth < 4:
-        return any(_has_code_key(item, depth + 1) for item in value)
-    return False
-
-
-def _code_config(folder):
-    """The config file of a folder that names code to run (``auto_map``), or None.
-
-    Example
-    -------
-    >>> import tempfile
-    >>> folder = tempfile.mkdtemp()
-    >>> _code_config(folder) is None
-    True
-    >>> with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:
-    ...     _ = f.write('{"auto_map": {"AutoTokenizer": ["evil.Tok", null]}}')
-    >>> _code_config(folder)
-    'tokenizer_config.json (auto_map)'
-    """
-    for name in _CODE_CONFIGS:
-        path = os.path.join(folder, name)
-        if not os.path.isfile(path):
-            continue
-        if os.path.getsize(path) > MAX_HPARAMS_BYTES:
-            return f"{name} (more than {MAX_HPARAMS_BYTES} bytes)"
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
-        except (OSError, ValueError):
-            continue  # transformers will fail to read it too
-        if _has_code_key(data):
-            return f"{name} (auto_map)"
-    return None
-
-
-# ------------------------------------------------------- argument checks
-def _bound_arguments(name, node):
-    """``{argument: value node}`` of an object node of an allowed class."""
-    if isinstance(node, MappingNode):
-        return {key.value: value for key, value in node.value}
-    if isinstance(node, SequenceNode):
-        target = allowed_object(name)
-        params = [
-            p.name
-            for p in inspect.signature(target).parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-        return dict(zip(params, node.value))
-    return {}
-
-
-def _is_null(node):
-    return isinstance(node, ScalarNode) and node.tag.endswith(":null")
-
-
-def _string(node, what, folder):
-    """The text of a plain string node (None for null); refuses other nodes."""
-    if _is_null(node):
-        return None
-    if isinstance(node, ScalarNode) and node.tag.endswith(":str"):
-        return node.value
-    raise folder.refuse(f"{what} must be a plain string or null")
-
-
-def _apply_rule(rule, node, what, folder):
-    """Checks (and for paths, rewrites) one argument node."""
-    if rule == "unset":
-        empty = isinstance(node, MappingNode) and not node.value
-        if not (_is_null(node) or empty):
-            raise folder.refuse(f"{what} cannot be set by an untrusted folder")
-    elif rule == "location":
-        value = _string(node, what, folder)
-        if value:
-            node.value = folder.location(value, what)
-    elif rule == "clip_model":
-        value = _string(node, what, folder)
-        if value and value.startswith(_LOCAL_DIR):
-            path = folder.locate(value[len(_LOCAL_DIR) :], what)
-            if path is None or not os.path.isdir(path):
-                raise folder.refuse(f"{what} {value!r} is not a folder of the model")
-            node.value = _LOCAL_DIR + path
-    elif rule == "relative":
-        value = _string(node, what, folder)
-        if value:
-            try:
-                check_relative_path(value, what)
-            except PathEscapeError as e:
-                raise folder.refuse(e) from None
-    elif rule in ("folder_files", "plain") and not _is_null(node):
-        if not isinstance(node, MappingNode):
-            raise folder.refuse(f"{what} must be a mapping")
-        for key, value in node.value:
-            if rule == "folder_files":
-                folder.name(_string(value, what, folder) or "", what)
-            elif not (isinstance(value, ScalarNode) and value.tag.startswith("tag:")):
-                raise folder.refuse(f"{what}[{key.value}] must be a plain value")
-
-
-def confine_arguments(root, folder):
-    """Applies :data:`~speechbrain_textsep.inference.allowlist.ARGUMENT_RULES`.
-
-    Arguments of allowed classes that name files or models are checked;
-    paths inside the folder are rewritten to absolute paths (so that the
-    encoders read them there, not in the current directory).
-
-    Arguments
-    ---------
-    root : ruamel.yaml.nodes.Node
-        The resolved document, composed (edited in place).
-    folder : ModelFolder
-        The folder the document comes from.
-    """
-    for node in distinct_nodes(root):
-        tag = node.tag or ""
-        prefix, _, name = tag.partition(":")
-        rules = (
-            ARGUMENT_RULES.get(name) if prefix in ("!new", "!name", "!apply") else None
-        )
-        if not rules:
-            continue
-        short = name.rsplit(".", 1)[-1]
-        for argument, value in _bound_arguments(name, node).items():
-            if argument in rules:
-                _apply_rule(rules[argument], value, f"{short}.{argument}", folder)
 
 
 def load_weights(module, path, name):
@@ -666,6 +210,13 @@ def _build_trusted(text, folder, overrides):
         # (inference.model_folder), so the `clap` object names the relative
         # sub-folder itself: it gets the absolute path too.
         overrides["clap"] = {"source": clap_folder}
+    bert = plain.get("bert_source")
+    if isinstance(bert, str) and "query_encoder" not in overrides:
+        # A BERT copied into the folder (bert_source: bert) is relative to
+        # the folder, not to the working directory; a hub name stays a name.
+        local = folder.locate(bert, "BERT folder")
+        if local is not None:
+            overrides["query_encoder"] = {"source": local}
     return load_hyperpyyaml(io.StringIO(text), overrides)
 
 

@@ -12,7 +12,7 @@ clamped to ``[0, log 100]`` after every step as in laion_clap's training).
 Each training batch holds clips of distinct labels
 (:class:`DistinctLabelBatchSampler`), so that no caption of the batch is a
 false negative of another clip. Captions are ``"The sound of {label}"``
-(:func:`~speechbrain_textsep.data.captions.label_caption`: underscores of the
+(:func:`~speechbrain_textsep.utils.captions.label_caption`: underscores of the
 labels become spaces), as CLAPSep turns class labels into queries. The
 recipe runs through :func:`speechbrain_textsep.training.runner.run_experiment`
 (:mod:`speechbrain_textsep.training.families.clap`).
@@ -41,11 +41,11 @@ import speechbrain as sb
 import torch
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_textsep.data.captions import CAPTION_TEMPLATE, label_caption
 from speechbrain_textsep.encoders.clap import clap_audio_input, tokenize
 from speechbrain_textsep.encoders.laion import clap_module
 from speechbrain_textsep.processing.audio_io import read_audio
 from speechbrain_textsep.training.brain import unwrap
+from speechbrain_textsep.utils.captions import CAPTION_TEMPLATE, label_caption
 
 logger = get_logger(__name__)
 

@@ -23,8 +23,10 @@ the runner does the shared steps once:
    schema of :mod:`speechbrain_textsep.evaluation.report`;
 6. on the main process, ``family.export(brain, summary)`` writes
    ``model_folder`` with the one model-folder writer
-   (:mod:`speechbrain_textsep.inference.model_folder`), unless the recipe
-   says ``export: False`` or the family cannot export (PIT).
+   (:mod:`speechbrain_textsep.inference.model_folder`, through
+   :func:`~speechbrain_textsep.inference.run_export.export_checkpoint`),
+   unless the recipe says ``export: False`` or the family cannot export
+   (PIT).
 
 How a new family plugs in (e.g. weakly-supervised separation):
 
@@ -41,9 +43,10 @@ How a new family plugs in (e.g. weakly-supervised separation):
   ``export_options``), and list it in ``training/families/__init__.py``;
 - if it has a model folder, ship its template in ``templates/`` (with
   ``interface`` and ``model_kind`` keys) and add it to
-  :mod:`~speechbrain_textsep.inference.model_folder` (``EXPORTABLE_KINDS``,
-  ``WEIGHTS``, ``REQUIRED_KEYS``): the recipe export, ``textsep export`` and
-  the model card then work for it;
+  :mod:`~speechbrain_textsep.inference.folder_layout` (``EXPORTABLE_KINDS``,
+  ``WEIGHTS``) and :mod:`~speechbrain_textsep.inference.run_export`
+  (``REQUIRED_KEYS``): the recipe export, ``textsep export`` and the model
+  card then work for it;
 - its recipe's ``train.py`` calls :func:`run_experiment` like the others.
 
 Authors

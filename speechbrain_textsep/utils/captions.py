@@ -6,8 +6,7 @@ evaluation lists) uses :func:`label_caption` and :data:`CAPTION_TEMPLATE`.
 
 It lives in ``utils``, the lowest layer, because the query encoders
 (``encoders``, below ``data``) need the template too: every layer can import
-it. :mod:`speechbrain_textsep.data.captions` re-exports it for the data
-pipelines.
+it.
 
 Authors
  * speechbrain-textsep contributors

@@ -17,7 +17,7 @@ import os
 import random
 from dataclasses import dataclass
 
-from speechbrain_textsep.data.captions import CAPTION_TEMPLATE, label_caption
+from speechbrain_textsep.utils.captions import CAPTION_TEMPLATE, label_caption
 
 __all__ = [
     "BENCHMARKS",
@@ -46,10 +46,10 @@ CSV_COLUMNS = ("source_file", "positive_caption", "noise_file", "negative_captio
 #: Columns of the authors' query-sample lists.
 SAMPLES_COLUMNS = ("class", "file")
 #: Caption template of the label datasets (the paper's "The sound of"): the
-#: package's :data:`~speechbrain_textsep.data.captions.CAPTION_TEMPLATE`.
+#: package's :data:`~speechbrain_textsep.utils.captions.CAPTION_TEMPLATE`.
 LABEL_TEMPLATE = CAPTION_TEMPLATE
 #: The caption of a class label: the package's one caption builder,
-#: :func:`~speechbrain_textsep.data.captions.label_caption` (underscores
+#: :func:`~speechbrain_textsep.utils.captions.label_caption` (underscores
 #: become spaces; the case is kept: the authors' ESC-50 and MUSIC21 lists use
 #: lower case, FSDKaggle2018 labels a capital).
 label_query = label_caption
@@ -238,7 +238,7 @@ def make_label_benchmark(labels, n_noises=1, seed=0, template=LABEL_TEMPLATE):
 
     Every clip is a target mixed with ``n_noises`` (1 or 5 in the paper)
     other clips drawn at random among those of another class; captions are
-    :func:`~speechbrain_textsep.data.captions.label_caption` of the labels.
+    :func:`~speechbrain_textsep.utils.captions.label_caption` of the labels.
 
     Arguments
     ---------

@@ -11,7 +11,6 @@ Authors
 """
 
 import json
-import math
 import os
 import re
 from dataclasses import dataclass
@@ -33,7 +32,7 @@ from speechbrain_textsep.evaluation.clapsep.scoring import (
     SDR_DEFINITION,
     clapsep_metrics,
 )
-from speechbrain_textsep.evaluation.report import summarize, write_results
+from speechbrain_textsep.evaluation.report import json_safe, summarize, write_results
 
 __all__ = ["EvaluationSettings", "condition_file_stem", "evaluate_clapsep_benchmark"]
 
@@ -65,15 +64,6 @@ def _check_choices(values, allowed, what):
     if bad or not values:
         raise ValueError(f"{what} must be among {allowed}, got {values}")
     return values
-
-
-def _json_safe(value):
-    """NaN / inf -> None, recursively (strict JSON)."""
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 @dataclass
@@ -268,7 +258,7 @@ def _summarize_conditions(rows, results, out_dir):
         results["conditions"][name] = summary
     if out_dir is not None:
         with open(os.path.join(out_dir, "summary.json"), "w", encoding="utf-8") as f:
-            json.dump(_json_safe(results), f, indent=2)
+            json.dump(json_safe(results), f, indent=2)
             f.write("\n")
     return results
 

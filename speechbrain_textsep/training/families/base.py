@@ -12,7 +12,7 @@ import os
 from speechbrain.utils.logger import get_logger
 
 from speechbrain_textsep.evaluation.report import RESULTS_FILE
-from speechbrain_textsep.inference.model_folder import export_checkpoint
+from speechbrain_textsep.inference.run_export import export_checkpoint
 from speechbrain_textsep.inference.run_folder import selection_key
 
 logger = get_logger(__name__)
@@ -109,7 +109,7 @@ class Family:
 
     def export_options(self):
         """Extra keyword arguments of
-        :func:`~speechbrain_textsep.inference.model_folder.export_checkpoint`."""
+        :func:`~speechbrain_textsep.inference.run_export.export_checkpoint`."""
         return {}
 
     def export(self, brain, summary):

@@ -17,7 +17,6 @@ import speechbrain as sb
 import torch
 from speechbrain.utils.distributed import run_on_main
 
-from speechbrain_textsep.data.captions import label_caption
 from speechbrain_textsep.encoders.clap import build_tiny_tokenizer, load_clap_tokenizer
 from speechbrain_textsep.evaluation.report import write_item_results
 from speechbrain_textsep.training.clap_brain import (
@@ -27,6 +26,7 @@ from speechbrain_textsep.training.clap_brain import (
     retrieval_rows,
 )
 from speechbrain_textsep.training.families.base import Family
+from speechbrain_textsep.utils.captions import label_caption
 
 __all__ = ["CLAPFamily"]
 

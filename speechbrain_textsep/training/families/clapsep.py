@@ -26,7 +26,6 @@ import speechbrain as sb
 import torch
 from speechbrain.utils.logger import get_logger
 
-from speechbrain_textsep.data.captions import label_caption
 from speechbrain_textsep.data.clips import crop_bounds, interleave_by_label
 from speechbrain_textsep.evaluation.metrics import (
     sdr,
@@ -39,6 +38,7 @@ from speechbrain_textsep.processing.audio_io import audio_info, fit_length, read
 from speechbrain_textsep.training.brain import unwrap
 from speechbrain_textsep.training.clapsep_brain import CLAPSepBrain
 from speechbrain_textsep.training.families.base import Family
+from speechbrain_textsep.utils.captions import label_caption
 
 logger = get_logger(__name__)
 
@@ -59,7 +59,7 @@ def label_caption_manifest(src_csv, dst_csv, template):
 
     The caption of label ``acoustic_guitar`` is ``"The sound of acoustic
     guitar"`` with the template ``"The sound of {}"``
-    (:func:`~speechbrain_textsep.data.captions.label_caption`).
+    (:func:`~speechbrain_textsep.utils.captions.label_caption`).
 
     Arguments
     ---------
