@@ -100,7 +100,6 @@ def test_export_and_separate_from_the_wheel(installed, trained, tmp_path):
     assert (model / "hyperparams.yaml").is_file() and (model / "README.md").is_file()
     song = tmp_path / "song.wav"
     sf.write(song, 0.1 * torch.randn(24000).numpy(), 16000)
-    run(installed, "separate", song, "--model", model, "--query", "flute")
     run(
         installed,
         "separate",
