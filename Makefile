@@ -15,7 +15,6 @@ export HF_HUB_OFFLINE ?= 1
 # Debian packages: ffmpeg (museval, BSS Eval v4, imports stempeg, which
 # calls the ffmpeg binaries) and the PortAudio headers (the `synthmusic`
 # extra: tinysoundfont requires pyaudio, built from source against them).
-SYSTEM_PACKAGES := ffmpeg portaudio19-dev
 system-deps:
 	@missing=""; \
 	command -v ffprobe >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
