@@ -153,24 +153,18 @@ def retrieval_metrics(audio_emb, audio_labels, text_emb, text_labels):
     >>> m["a2t_top1"], round(m["t2a_rprec"], 3)
     (0.5, 0.333)
     """
-    classes = sorted(set(text_labels) | set(audio_labels))
-    index = {c: i for i, c in enumerate(classes)}
-    a_lab = torch.tensor([index[c] for c in audio_labels])
-    t_lab = torch.tensor([index[c] for c in text_labels])
-    sim = audio_emb.float().cpu() @ text_emb.float().cpu().T  # [Na, Nt]
-    a2t = (t_lab[sim.argmax(dim=1)] == a_lab).float().mean().item()
-    t2a = (a_lab[sim.argmax(dim=0)] == t_lab).float().mean().item()
-    precisions = []
-    for j in range(len(text_labels)):
-        relevant = int((a_lab == t_lab[j]).sum())
-        if relevant == 0:
-            continue
-        top = sim[:, j].topk(relevant).indices
-        precisions.append((a_lab[top] == t_lab[j]).float().mean().item())
-    rprec = sum(precisions) / len(precisions) if precisions else 0.0
+    ids = [str(i) for i in range(len(audio_labels))]
+    rows = retrieval_rows(audio_emb, ids, audio_labels, text_emb, text_labels)
+
+    def mean(key):
+        # Captions of a class without clips have no R-precision (NaN).
+        values = [r[key] for r in rows if key in r and not math.isnan(r[key])]
+        return sum(values) / len(values) if values else 0.0
+
+    a2t, rprec = mean("a2t_top1"), mean("t2a_rprec")
     return {
         "a2t_top1": a2t,
-        "t2a_top1": t2a,
+        "t2a_top1": mean("t2a_top1"),
         "t2a_rprec": rprec,
         "retrieval": (a2t + rprec) / 2,
     }
