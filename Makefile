@@ -13,12 +13,15 @@ export HF_HUB_OFFLINE ?= 1
 .PHONY: install system-deps quickstart test test-fast lint benchmark clean
 
 # Debian packages: ffmpeg (museval, BSS Eval v4, imports stempeg, which
-# calls the ffmpeg binaries) and the PortAudio headers (the `synthmusic`
-# extra: tinysoundfont requires pyaudio, built from source against them).
+# calls the ffmpeg binaries), the PortAudio headers (the `synthmusic`
+# extra: tinysoundfont requires pyaudio, built from source against them),
+# and headless Chromium with its driver (the browser tests of `textsep demo`).
 system-deps:
 	@missing=""; \
 	command -v ffprobe >/dev/null 2>&1 || missing="$$missing ffmpeg"; \
 	[ -f /usr/include/portaudio.h ] || missing="$$missing portaudio19-dev"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
+	command -v chromedriver >/dev/null 2>&1 || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
@@ -32,7 +35,7 @@ system-deps:
 $(VENV)/.installed: setup.cfg pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c constraints.txt -e ".[dev,synthmusic]"
+	$(PY) -m pip install -q -c constraints.txt -e ".[dev,synthmusic,demo]"
 	touch $@
 
 install: system-deps $(VENV)/.installed

@@ -1,15 +1,19 @@
-"""The ``textsep`` command: separate, evaluate, export, import.
+"""The ``textsep`` command: separate, evaluate, export, import, demo.
 
 ``textsep separate IN... --model SRC --query TEXT [--negative TEXT]
-[--image IMG ...] [--audio-query WAV ...] --out DIR [--plot]`` separates the
-queried sounds from audio files or folders of them;
+[--image IMG ...] [--audio-query WAV ...] --out DIR [--plot] [--residual]``
+separates the queried sounds from audio files or folders of them, streaming
+(memory does not grow with the length; ``--residual`` also writes each input
+with the sound removed);
 ``textsep evaluate --model SRC --mixtures CSV --clips CSV --out DIR`` scores
 a model on a list of 2-source mixtures; ``textsep export RUN --out DIR``
 turns a recipe's output folder (any model family) into a model folder with
 a model card;
 ``textsep import clipsep --checkpoint best_model.pt --train-args
 train-args.json --out DIR`` and ``textsep import clapsep --checkpoint
-epoch=149-step=....ckpt --out DIR`` convert checkpoints of the authors' code.
+epoch=149-step=....ckpt --out DIR`` convert checkpoints of the authors' code;
+``textsep demo --model SRC`` serves a web page to try a model
+(:mod:`speechbrain_textsep.demo`).
 
 Inputs are checked before anything is loaded or written: a bad input stops
 the command with a message naming it, and no output file is left half
@@ -20,9 +24,12 @@ Authors
 """
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 
 import torch
 
@@ -131,20 +138,29 @@ def _separate(args):
         queries = [separator.check_query(query) for query in queries]
     except (ValueError, OSError) as e:
         raise CommandError(str(e)) from e
-    results = separator.separate_files(
-        paths,
-        queries,
-        out_dir=args.out,
-        names=names,
-        channels=args.channels,
-        resample_back=not args.model_rate,
-        audio_format=args.format,
-        plot=args.plot,
-        skip_errors=True,
-    )
+    try:
+        with _sigterm_as_exit():
+            results = separator.separate_files(
+                paths,
+                queries,
+                out_dir=args.out,
+                names=names,
+                channels=args.channels,
+                resample_back=not args.model_rate,
+                audio_format=args.format,
+                plot=args.plot,
+                skip_errors=True,
+                residual=args.residual,
+            )
+    except KeyboardInterrupt:
+        raise CommandError(
+            "interrupted: the file being separated was not written (no partial "
+            "output is left); files finished before it are complete"
+        ) from None
     failed = [r for r in results if r.error]
     for result in results:
-        for path in result.outputs + ([result.figure] if result.figure else []):
+        written = result.outputs + result.residual_outputs
+        for path in written + ([result.figure] if result.figure else []):
             print(path)
     if failed:
         details = "\n  ".join(f"{r.input}: {r.error}" for r in failed)
@@ -152,6 +168,24 @@ def _separate(args):
             f"{len(failed)} of {len(results)} inputs failed (no output written "
             f"for them):\n  {details}"
         )
+
+
+@contextlib.contextmanager
+def _sigterm_as_exit():
+    """A SIGTERM (``kill``) raises SystemExit, so that the outputs being
+    written are removed as for Ctrl-C."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise SystemExit(128 + signum)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _load(args):
@@ -301,6 +335,11 @@ def _add_separate(commands):
         "--no-prompt-ensemble", action="store_true", help="embed texts verbatim"
     )
     separate.add_argument("--plot", action="store_true", help="spectrogram figures")
+    separate.add_argument(
+        "--residual",
+        action="store_true",
+        help="also write <name>_without_<query>: the input with the sound removed",
+    )
     separate.set_defaults(run=_separate)
 
 
@@ -377,6 +416,9 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
     for add in (_add_separate, _add_evaluate, _add_export, _add_import):
         add(commands)
+    from speechbrain_textsep.demo import add_demo_command
+
+    add_demo_command(commands, CommandError)
     return parser
 
 

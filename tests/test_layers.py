@@ -6,7 +6,7 @@ Layers, lowest first (a module may import its own layer and the ones below):
     -> evaluation -> training -> convert -> cli
 
 ``templates`` (package data) sits with ``utils``; ``visualization`` with
-``inference``. ``training``, ``evaluation`` and ``inference`` are the
+``inference``; ``demo`` (the web page of ``textsep demo``) with ``cli``. ``training``, ``evaluation`` and ``inference`` are the
 guide's "training / evaluation / inference" level, ordered so that the
 level has no cycle: inference knows nothing of evaluation, evaluation
 nothing of training.
@@ -37,6 +37,7 @@ LAYERS = {
     "training": 7,
     "convert": 8,
     "cli": 9,
+    "demo": 9,
     "__init__": 0,
 }
 

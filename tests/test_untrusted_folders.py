@@ -749,6 +749,26 @@ def bertsep_folder(folder):
     )
 
 
+def weaksup_folder(folder):
+    """A tiny weakly-supervised separator folder holding its CLAP in ``clap/``."""
+    from speechbrain_textsep.models.weaksup import WeakSupMaskNet
+
+    torch.manual_seed(0)
+    tokenizer = build_tiny_tokenizer(f"{folder}_tokenizer", ["The sound of a dog"])
+    clap = CLAPQueryEncoder(None, model_cfg=TINY_CLAP_CFG, tokenizer=tokenizer)
+    size = {"n_maps": 4, "ngf": 4, "levels": 3, "attn_levels": 1, "heads": 2}
+    net = WeakSupMaskNet(**size, token_dim=clap.token_dim)
+    stft = {"n_fft": 126, "hop_length": 32, "win_length": 126, "n_tokens": 16}
+    values = {**size, **stft, "clap_source": "clap", "clap_in_folder": True}
+    return write_model_folder(
+        folder,
+        "weaksup",
+        values,
+        {"mask_net": net.state_dict()},
+        write_files=lambda out: clap.save_pretrained_dir(os.path.join(out, "clap")),
+    )
+
+
 def imported_clipsep_folder(folder):
     from test_import_clipsep import small_checkpoint
 
@@ -784,6 +804,7 @@ def imported_clapsep_folder(folder):
         clapsep_folder,
         labelsep_folder,
         bertsep_folder,
+        weaksup_folder,
         imported_clipsep_folder,
         imported_clapsep_folder,
     ],

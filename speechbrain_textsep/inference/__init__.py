@@ -5,6 +5,7 @@ from speechbrain_textsep.inference.clapsep import CLAPSepSeparator
 from speechbrain_textsep.inference.interfaces import INTERFACES, load_separator
 from speechbrain_textsep.inference.queries import Query
 from speechbrain_textsep.inference.separator import QuerySeparator
+from speechbrain_textsep.inference.weaksup import WeakSupQuerySeparator
 
 __all__ = [
     "INTERFACES",
@@ -13,5 +14,6 @@ __all__ = [
     "FileResult",
     "Query",
     "QuerySeparator",
+    "WeakSupQuerySeparator",
     "load_separator",
 ]

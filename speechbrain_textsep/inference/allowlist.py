@@ -103,6 +103,8 @@ ALLOWED_CALLABLES = (
     "speechbrain_textsep.models.clipsep.CLIPSep",
     "speechbrain_textsep.models.separator.MaskSeparator",
     "speechbrain_textsep.models.unet.AudioUNet",
+    "speechbrain_textsep.models.weaksup.WeakSupMaskNet",
+    "speechbrain_textsep.models.weaksup.WeakSupSeparator",
     "speechbrain_textsep.processing.spectral.SpectralMasking",
 )
 

@@ -5,8 +5,11 @@ A subclass says which query kinds it takes and implements two methods:
 vector) and :meth:`BaseQuerySeparator.separate_windows` (mixtures and
 conditioning -> estimates). This class does the rest: query validation,
 files of any format, rate and channel count, long inputs in cross-faded
-windows, batches of files with a progress bar, atomic output files, and safe
-loading with :meth:`BaseQuerySeparator.from_hparams`.
+windows, files of any length streamed block by block (read, resampled,
+separated and written as they go, :mod:`~speechbrain_textsep.inference.streaming`),
+residuals (the input with the queried sound removed), batches of files with
+a progress bar, atomic output files, and safe loading with
+:meth:`BaseQuerySeparator.from_hparams`.
 
 Authors
  * speechbrain-textsep contributors
@@ -25,13 +28,18 @@ from speechbrain_textsep.inference.audio import (
     AudioReadError,
     check_signal,
     read_audio,
-    resample,
     to_model_input,
-    write_audio,
 )
 from speechbrain_textsep.inference.loading import build_from_folder
 from speechbrain_textsep.inference.queries import as_query
-from speechbrain_textsep.inference.windowing import separate_in_windows
+from speechbrain_textsep.inference.streaming import (
+    BLOCK_FRAMES,
+    FileStream,
+    SecondsBar,
+    collect,
+    write_stream,
+)
+from speechbrain_textsep.inference.windowing import WindowStream
 
 logger = get_logger(__name__)
 
@@ -49,6 +57,10 @@ class FileResult:
         when written to files or on error.
     outputs : list of str
         Written audio files, one per query.
+    residual : torch.Tensor, optional
+        The residuals (mixture minus estimate), when asked and not written.
+    residual_outputs : list of str
+        Written residual files, one per query, when asked.
     figure : str, optional
         Written spectrogram figure.
     error : str, optional
@@ -58,6 +70,8 @@ class FileResult:
     input: str
     estimate: torch.Tensor = None
     outputs: list = field(default_factory=list)
+    residual: torch.Tensor = None
+    residual_outputs: list = field(default_factory=list)
     figure: str = None
     error: str = None
 
@@ -89,6 +103,11 @@ class BaseQuerySeparator(Pretrained):
     Multichannel files: ``channels="mix"`` (default) averages the channels
     into one mono mixture; ``channels="separate"`` separates every channel
     on its own and keeps the channel axis.
+
+    Files: :meth:`separate_file` returns the estimates as tensors;
+    :meth:`separate_file_to` writes them to files as they are produced, in
+    the memory of a few windows whatever the file's length (same samples,
+    to float rounding); :meth:`separate_files` does either for many files.
     """
 
     #: Positive query kinds the model takes (``text``, ``image``, ``audio``).
@@ -241,35 +260,51 @@ class BaseQuerySeparator(Pretrained):
         seconds = getattr(self.hparams, "window_seconds", 10.0)
         return int(round(seconds * self.hparams.sample_rate))
 
-    def _separate(self, mixtures, conditioning, progress=False):
-        """``[B, L]`` (CPU) and ``[B, Q, D]`` -> ``[B, Q, L]`` (CPU), windowed."""
-        rate = self.hparams.sample_rate
-        window = self.window_samples()
-        overlap = int(round(getattr(self.hparams, "overlap_seconds", 1.0) * rate))
-        batch_size = getattr(self.hparams, "window_batch_size", 1)
+    def window_settings(self):
+        """``(window, overlap, batch_size)`` of long inputs (samples, windows).
 
-        def run(chunk, cond):
+        From the hyperparameters ``window_seconds`` (:meth:`window_samples`),
+        ``overlap_seconds`` (default 1) and ``window_batch_size`` (default 1).
+        """
+        overlap = getattr(self.hparams, "overlap_seconds", 1.0)
+        overlap = int(round(overlap * self.hparams.sample_rate))
+        batch_size = getattr(self.hparams, "window_batch_size", 1)
+        return self.window_samples(), overlap, batch_size
+
+    def _window_separator(self, conditioning):
+        """``separate(windows, rows)`` of a :class:`WindowStream`: the model
+        on its device; conditioning ``[N, Q, D]`` (one per mixture) or
+        ``[Q, D]`` (shared)."""
+
+        def separate(windows, rows):
+            if conditioning.dim() == 3:
+                cond = conditioning[rows]
+            else:
+                cond = conditioning.expand(len(rows), -1, -1)
             with torch.no_grad(), self.inference_ctx:
-                out = self.separate_windows(chunk.to(self.device), cond.to(self.device))
+                out = self.separate_windows(
+                    windows.to(self.device), cond.to(self.device)
+                )
             return out.float().cpu()
 
-        if mixtures.shape[-1] <= window:
-            return run(mixtures, conditioning)
-        return torch.cat(
-            [
-                separate_in_windows(
-                    lambda chunk, b=b: run(
-                        chunk, conditioning[b : b + 1].expand(len(chunk), -1, -1)
-                    ),
-                    mixtures[b : b + 1],
-                    window,
-                    overlap,
-                    batch_size=batch_size,
-                    progress=progress,
-                )
-                for b in range(mixtures.shape[0])
-            ]
+        return separate
+
+    def _separate(self, mixtures, conditioning, progress=False):
+        """``[B, L]`` (CPU) and ``[B, Q, D]`` -> ``[B, Q, L]`` (CPU), windowed."""
+        stream = WindowStream(
+            self._window_separator(conditioning), len(mixtures), *self.window_settings()
         )
+        rate, parts, done = self.hparams.sample_rate, [], 0
+        with SecondsBar(mixtures.shape[-1] / rate, progress, "mixtures") as bar:
+            for block in mixtures.split(BLOCK_FRAMES, dim=-1):
+                finished = stream.push(block)
+                if finished is not None:
+                    parts.append(finished)
+                    done += finished.shape[-1]
+                    bar.advance(done / rate)
+            parts.append(stream.finish())
+            bar.advance(mixtures.shape[-1] / rate)
+        return torch.cat(parts, dim=-1)
 
     def separate_batch(self, mixtures, queries, progress=False):
         """Separates queried sources from a batch of mixtures.
@@ -284,7 +319,7 @@ class BaseQuerySeparator(Pretrained):
             B queries (one per mixture), a list of B lists of Q queries, or
             conditioning embeddings ``[B, D]`` / ``[B, Q, D]``.
         progress : bool
-            Progress bar over the windows of long inputs.
+            Progress bar in seconds of audio, with the real-time factor.
 
         Returns
         -------
@@ -306,21 +341,49 @@ class BaseQuerySeparator(Pretrained):
         estimates = estimates.to(mixtures.device)
         return estimates[:, 0] if single else estimates
 
-    def _separate_path(self, path, queries, savedir, channels, resample_back, progress):
-        """Recording ``[C, L]``, its rate, and estimates ``[Q, N, L']``."""
-        if savedir is not None and not os.path.isfile(os.fspath(path)):
-            source, filename = os.path.split(os.fspath(path))
-            path = fetch(filename, source=source, savedir=savedir)
-        signal, rate = read_audio(path)
-        model_rate = self.hparams.sample_rate
-        mixtures = to_model_input(signal, rate, model_rate, channels)
-        conditioning = self.embed_queries(queries)
-        estimates = self._separate(
-            mixtures, conditioning[None].expand(len(mixtures), -1, -1), progress
-        ).transpose(0, 1)
-        if resample_back:
-            estimates = resample(estimates, model_rate, rate, length=signal.shape[-1])
-        return signal, rate, estimates
+    def file_stream(
+        self,
+        path,
+        queries,
+        channels="mix",
+        resample_back=False,
+        residual=False,
+        block_frames=BLOCK_FRAMES,
+    ):
+        """The :class:`~speechbrain_textsep.inference.streaming.FileStream`
+        of a file and a list of queries: the block pipeline that
+        :meth:`separate_file` and :meth:`separate_file_to` consume.
+
+        Arguments
+        ---------
+        path : str
+            Audio file.
+        queries : list
+            Queries (texts or :class:`Query`).
+        channels : str
+            See :meth:`separate_file`.
+        resample_back : bool
+            See :meth:`separate_file`.
+        residual : bool
+            Also streams the residuals.
+        block_frames : int
+            Frames read per block (results do not depend on it).
+
+        Returns
+        -------
+        FileStream
+        """
+        conditioning = self.embed_queries(list(queries))
+        return FileStream(
+            self._window_separator(conditioning),
+            os.fspath(path),
+            self.hparams.sample_rate,
+            *self.window_settings(),
+            channels=channels,
+            resample_back=resample_back,
+            residual=residual,
+            block_frames=block_frames,
+        )
 
     def separate_file(
         self,
@@ -330,8 +393,14 @@ class BaseQuerySeparator(Pretrained):
         channels="mix",
         resample_back=False,
         progress=False,
+        residual=False,
     ):
-        """Separates queried sources from an audio file.
+        """Separates queried sources from an audio file, in memory.
+
+        The file is read, resampled, separated and resampled back in blocks
+        (:mod:`~speechbrain_textsep.inference.streaming`); only the returned
+        estimates grow with its length. To write long files without holding
+        them, use :meth:`separate_file_to`: it gives the same samples.
 
         Arguments
         ---------
@@ -349,22 +418,109 @@ class BaseQuerySeparator(Pretrained):
             Returns the estimates at the file's rate and exact length instead
             of the model's rate.
         progress : bool
-            Progress bar over the windows of long files.
+            Progress bar in seconds of audio, with the real-time factor.
+        residual : bool
+            Also returns the residuals: the model's mixture input (the mono
+            downmix, or each channel with ``channels="separate"``; at the
+            file's rate with ``resample_back``) minus each estimate, i.e.
+            the recording with the queried sound removed.
 
         Returns
         -------
         torch.Tensor
             ``[L]`` for one query and ``channels="mix"``; a leading query axis
             ``[Q, ...]`` for a list of queries; a channel axis ``[..., C, L]``
-            for ``channels="separate"``.
+            for ``channels="separate"``. With ``residual``, a tuple
+            ``(estimates, residuals)`` of two tensors of that shape.
         """
-        queries = query if isinstance(query, (list, tuple)) else [query]
-        _, _, estimates = self._separate_path(
-            path, queries, savedir, channels, resample_back, progress
+        several = isinstance(query, (list, tuple))
+        path = _local_path(path, savedir)
+        stream = self.file_stream(
+            path, query if several else [query], channels, resample_back, residual
         )
-        if channels == "mix":
-            estimates = estimates[:, 0]
-        return estimates if isinstance(query, (list, tuple)) else estimates[0]
+        estimates, residuals = collect(stream, progress)
+        estimates = _per_query(estimates, channels, several)
+        if residual:
+            return estimates, _per_query(residuals, channels, several)
+        return estimates
+
+    def separate_file_to(
+        self,
+        path,
+        query,
+        out_dir,
+        name=None,
+        channels="mix",
+        resample_back=False,
+        audio_format="wav",
+        residual=False,
+        progress=False,
+    ):
+        """Separates queried sources from an audio file straight to files.
+
+        The streaming counterpart of :meth:`separate_file` (same samples):
+        blocks are written as they are produced, so memory does not grow
+        with the file's length. Outputs are written under temporary names
+        and renamed at the end: an error, Ctrl-C or a kill never leaves a
+        partial file under an output's name.
+
+        Arguments
+        ---------
+        path : str
+            Audio file.
+        query : str, Query or list
+            One query, or a list of queries (one output file each).
+        out_dir : str
+            Output folder (created if needed).
+        name : str, optional
+            Output name (default: the input's stem); may hold sub-folders.
+        channels : str
+            See :meth:`separate_file`; with ``"separate"`` the outputs have
+            the input's channels.
+        resample_back : bool
+            Writes at the file's rate and exact length instead of the
+            model's rate.
+        audio_format : str
+            Output extension (``wav``: float WAV, RF64 past 4 GiB; ``flac``,
+            ``ogg``, ``mp3``: samples clipped to [-1, 1]).
+        residual : bool
+            Also writes the residuals (see :meth:`separate_file`).
+        progress : bool
+            Progress bar in seconds of audio, with the real-time factor.
+
+        Returns
+        -------
+        FileResult
+            ``outputs``: ``<out_dir>/<name>_<query>.<audio_format>`` per
+            query; ``residual_outputs``:
+            ``<out_dir>/<name>_without_<query>.<audio_format>`` per query.
+        """
+        queries = [
+            self.check_query(q)
+            for q in (query if isinstance(query, (list, tuple)) else [query])
+        ]
+        path = os.fspath(path)
+        if name is None:
+            name = os.path.splitext(os.path.basename(path))[0]
+        labels = [slug(q.label()) for q in queries]
+        if len(set(labels)) < len(labels):
+            raise ValueError(
+                f"queries {[q.label() for q in queries]} would write the same files"
+            )
+        paths = [
+            os.path.join(out_dir, f"{name}_{lab}.{audio_format}") for lab in labels
+        ]
+        residual_paths = [
+            os.path.join(out_dir, f"{name}_without_{lab}.{audio_format}")
+            for lab in labels
+        ]
+        stream = self.file_stream(path, queries, channels, resample_back, residual)
+        write_stream(stream, paths, residual_paths if residual else [], progress)
+        return FileResult(
+            input=path,
+            outputs=paths,
+            residual_outputs=residual_paths if residual else [],
+        )
 
     def separate_files(
         self,
@@ -378,6 +534,7 @@ class BaseQuerySeparator(Pretrained):
         plot=False,
         skip_errors=False,
         progress=True,
+        residual=False,
     ):
         """Separates queried sources from many files, optionally writing them.
 
@@ -389,8 +546,8 @@ class BaseQuerySeparator(Pretrained):
             Query or queries, asked of every file.
         out_dir : str, optional
             Writes ``<name>_<query>.<audio_format>`` per file and query there
-            (float WAV, or clipped PCM for other formats), and keeps no
-            estimate in memory.
+            with :meth:`separate_file_to` (streaming: memory does not grow
+            with the files' length), and keeps no estimate in memory.
         names : list of str, optional
             Output name of each file (default: the input's stem); may hold
             sub-folders.
@@ -402,12 +559,16 @@ class BaseQuerySeparator(Pretrained):
             Output file extension (``wav``, ``flac``, ``ogg``, ``mp3``).
         plot : bool
             With ``out_dir``, also writes ``<name>.png`` with the spectrograms
-            of the input and the estimates.
+            of the input and the estimates (read back whole from the files).
         skip_errors : bool
             Records the error of an unusable input in its result and goes on
             (nothing is written for it) instead of raising.
         progress : bool
-            Progress bar over the files (over the windows of a single file).
+            Progress bars over the files and in seconds of audio.
+        residual : bool
+            Also gives the residual of each query (see :meth:`separate_file`):
+            written as ``<name>_without_<query>.<audio_format>`` with
+            ``out_dir``, else kept in :attr:`FileResult.residual`.
 
         Returns
         -------
@@ -431,11 +592,12 @@ class BaseQuerySeparator(Pretrained):
                         f"({name}_*); give distinct names"
                     )
                 taken[name] = path
+        several = len(paths) > 1
         results = []
         for path, name in tqdm(
             list(zip(paths, names)),
             desc="files",
-            disable=not progress or len(paths) < 2,
+            disable=not progress or not several,
             dynamic_ncols=True,
         ):
             try:
@@ -445,11 +607,11 @@ class BaseQuerySeparator(Pretrained):
                         name,
                         queries,
                         out_dir,
-                        channels,
-                        resample_back,
+                        dict(channels=channels, resample_back=resample_back),
                         audio_format,
                         plot,
-                        progress and len(paths) == 1,
+                        progress,
+                        residual,
                     )
                 )
             except (OSError, AudioReadError) as e:
@@ -460,45 +622,61 @@ class BaseQuerySeparator(Pretrained):
         return results
 
     def _separate_one(
-        self,
-        path,
-        name,
-        queries,
-        out_dir,
-        channels,
-        resample_back,
-        audio_format,
-        plot,
-        progress,
+        self, path, name, queries, out_dir, mode, audio_format, plot, progress, residual
     ):
-        signal, rate, estimates = self._separate_path(
-            path, queries, None, channels, resample_back, progress
-        )
-        if channels == "mix":
-            estimates = estimates[:, 0]
-        result = FileResult(input=path)
+        """The :class:`FileResult` of one input of :meth:`separate_files`."""
         if out_dir is None:
-            result.estimate = estimates if len(queries) > 1 else estimates[0]
-            return result
-        out_rate = rate if resample_back else self.hparams.sample_rate
-        for query, estimate in zip(queries, estimates):
-            out_path = os.path.join(
-                out_dir, f"{name}_{slug(query.label())}.{audio_format}"
+            stream = self.file_stream(path, queries, residual=residual, **mode)
+            estimates, residuals = collect(stream, progress)
+            several = len(queries) > 1
+            return FileResult(
+                input=path,
+                estimate=_per_query(estimates, mode["channels"], several),
+                residual=None
+                if residuals is None
+                else _per_query(residuals, mode["channels"], several),
             )
-            result.outputs.append(write_audio(out_path, estimate, out_rate))
+        result = self.separate_file_to(
+            path,
+            queries,
+            out_dir,
+            name,
+            audio_format=audio_format,
+            residual=residual,
+            progress=progress,
+            **mode,
+        )
         if plot:
-            from speechbrain_textsep.visualization import plot_spectrograms
-
-            panels = {"input": to_model_input(signal, rate, out_rate)[0]}
-            for query, estimate in zip(queries, estimates):
-                panels[f"estimate ({query.label()})"] = estimate.reshape(
-                    -1, estimate.shape[-1]
-                ).mean(0)
-            result.figure = plot_spectrograms(
-                panels, out_rate, os.path.join(out_dir, f"{name}.png")
-            )
+            result.figure = self._plot(result, queries, os.path.join(out_dir, name))
         return result
+
+    def _plot(self, result, queries, stem):
+        """``<stem>.png``: spectrograms of the input and the written estimates."""
+        from speechbrain_textsep.visualization import plot_spectrograms
+
+        signal, rate = read_audio(result.input)
+        estimates = [read_audio(path) for path in result.outputs]
+        out_rate = estimates[0][1]
+        panels = {"input": to_model_input(signal, rate, out_rate)[0]}
+        for query, (estimate, _) in zip(queries, estimates):
+            panels[f"estimate ({query.label()})"] = estimate.mean(0)
+        return plot_spectrograms(panels, out_rate, stem + ".png")
 
     def forward(self, mixtures, queries):
         """Same as :meth:`separate_batch`."""
         return self.separate_batch(mixtures, queries)
+
+
+def _local_path(path, savedir):
+    """``path``, or with ``savedir``, a remote file fetched there."""
+    if savedir is not None and not os.path.isfile(os.fspath(path)):
+        source, filename = os.path.split(os.fspath(path))
+        path = fetch(filename, source=source, savedir=savedir)
+    return os.fspath(path)
+
+
+def _per_query(outputs, channels, several):
+    """``[Q, N, L]`` -> the layout :meth:`BaseQuerySeparator.separate_file`
+    returns (no channel axis for ``"mix"``, no query axis for one query)."""
+    outputs = outputs[:, 0] if channels == "mix" else outputs
+    return outputs if several else outputs[0]

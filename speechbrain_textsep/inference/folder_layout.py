@@ -29,7 +29,7 @@ __all__ = [
 ]
 
 #: Model kinds that have a model folder.
-EXPORTABLE_KINDS = ("clipsep", "labelsep", "bertsep", "clapsep", "clap")
+EXPORTABLE_KINDS = ("clipsep", "labelsep", "bertsep", "clapsep", "clap", "weaksup")
 #: Weights of a run's checkpoint that a model folder keeps, per model kind.
 WEIGHTS = {
     "clipsep": ("mask_net", "query_encoder"),
@@ -37,6 +37,7 @@ WEIGHTS = {
     "bertsep": ("mask_net",),
     "clapsep": ("clapsep",),
     "clap": ("clap",),
+    "weaksup": ("mask_net",),
 }
 #: Sub-folder of a CLAPSep model folder that holds a CLAP not fetchable by name.
 CLAP_SUBFOLDER = "clap"

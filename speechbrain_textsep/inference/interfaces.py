@@ -8,9 +8,14 @@ from speechbrain_textsep.inference.base import BaseQuerySeparator
 from speechbrain_textsep.inference.clapsep import CLAPSepSeparator
 from speechbrain_textsep.inference.loading import build_from_folder
 from speechbrain_textsep.inference.separator import QuerySeparator
+from speechbrain_textsep.inference.weaksup import WeakSupQuerySeparator
 
 #: Interface classes by the name a model's ``interface`` hyperparameter gives.
-INTERFACES = {"QuerySeparator": QuerySeparator, "CLAPSepSeparator": CLAPSepSeparator}
+INTERFACES = {
+    "QuerySeparator": QuerySeparator,
+    "CLAPSepSeparator": CLAPSepSeparator,
+    "WeakSupQuerySeparator": WeakSupQuerySeparator,
+}
 
 
 def load_separator(source, savedir=None, trust_remote_code=False, **kwargs):

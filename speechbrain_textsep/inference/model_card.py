@@ -35,6 +35,7 @@ FAMILY_NAMES = {
     "pit": "PIT",
     "clapsep": "CLAPSep",
     "clap": "CLAP",
+    "weaksup": "weakly-supervised bi-modal separator",
 }
 #: How the card says to load the folder, per interface.
 USAGE = {
@@ -46,6 +47,11 @@ USAGE = {
         "`speechbrain_textsep.inference.CLAPSepSeparator.from_hparams(source=...)` "
         "or `textsep separate IN --model <this folder> --query TEXT "
         "[--negative TEXT] [--audio-query WAV] --out DIR`."
+    ),
+    "WeakSupQuerySeparator": (
+        "`speechbrain_textsep.inference.WeakSupQuerySeparator.from_hparams("
+        "source=...)` or `textsep separate IN --model <this folder> --query TEXT "
+        "--out DIR`."
     ),
     "clap": "`speechbrain_textsep.encoders.clap.CLAPQueryEncoder(<this folder>)`.",
 }
@@ -62,12 +68,22 @@ def _describe_model(kind, hp):
             f"{hp.get('joint_embed_shape')}-d joint space), the query encoder of "
             "CLAPSep: L2-normalised text and audio embeddings."
         )
-    if kind == "clapsep":
-        clap = (
-            "the CLAP in `clap/`"
-            if hp.get("clap_in_folder")
-            else f"the CLAP `{hp.get('clap_source')}`"
+    clap = (
+        "the CLAP in `clap/`"
+        if hp.get("clap_in_folder")
+        else f"the CLAP `{hp.get('clap_source')}`"
+    )
+    if kind == "weaksup":
+        return (
+            "A text-queried separator trained as in weakly-supervised bi-modal "
+            "separation (Mahmud et al., ICLR 2024): U-Net of "
+            f"{hp.get('levels')} levels, ngf {hp.get('ngf')}, {hp.get('n_maps')} "
+            f"maps, self- and cross-attention ({hp.get('heads')} heads) to the "
+            f"{hp.get('n_tokens')} text tokens of {clap} at the "
+            f"{hp.get('attn_levels')} deepest levels, CLIPSep late conditioning "
+            f"by its text embedding; {hp.get('sample_rate')} Hz. Text queries."
         )
+    if kind == "clapsep":
         return (
             "A CLAPSep separator (Ma et al., 2024): LoRA-tuned copy (rank "
             f"{hp.get('lora_rank')}) of the HTSAT of {clap}, Swin decoder of width "

@@ -34,6 +34,7 @@ clapsep       ``clapsep``      ``clapsep.ckpt`` (the trained part); ``clap/``
                                the model folder that the loader resolves
 clap          (none)           ``clap_config.json``, ``clap_model.pt`` and the
                                tokenizer files
+weaksup       ``weaksup``      ``mask_net.ckpt``; ``clap/`` as for clapsep
 ============  ===============  ==============================================
 
 ``pit`` models take no queries: they have no folder for the pretrained

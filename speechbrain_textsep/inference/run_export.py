@@ -43,6 +43,7 @@ from speechbrain_textsep.inference.run_folder import model_kind, selection_key
 from speechbrain_textsep.templates import template_path
 
 __all__ = [
+    "CLAP_KEYS",
     "CLIPSEP_MODEL_KEYS",
     "INFERENCE_ONLY_KEYS",
     "REQUIRED_KEYS",
@@ -68,6 +69,8 @@ CLIPSEP_MODEL_KEYS = (
     "n_maps",
     "query_dim",
 )
+#: The CLAP of a model built on one (where its weights and tokenizer are).
+CLAP_KEYS = ("clap_source", "clap_model_cfg", "clap_tokenizer")
 #: Recipe keys a model folder of each kind is made from.
 REQUIRED_KEYS = {
     "clipsep": CLIPSEP_MODEL_KEYS + ("clip_model", "clip_pretrained", "clip_model_cfg"),
@@ -91,10 +94,25 @@ REQUIRED_KEYS = {
         "masknet_heads",
         "masknet_layers",
         "masknet_ff",
-        "clap_source",
-        "clap_model_cfg",
-        "clap_tokenizer",
-    ),
+    )
+    + CLAP_KEYS,
+    "weaksup": (
+        "sample_rate",
+        "n_fft",
+        "hop_length",
+        "win_length",
+        "pad_mode",
+        "stft_dtype",
+        "levels",
+        "ngf",
+        "n_maps",
+        "attn_levels",
+        "heads",
+        "res_layers",
+        "mlp_ratio",
+        "n_tokens",
+    )
+    + CLAP_KEYS,
 }
 #: Template keys that are settings of the folder, never copied from a recipe.
 INFERENCE_ONLY_KEYS = (
@@ -179,18 +197,11 @@ def recipe_values(hparams, states, template):
     """
     kind = model_kind(hparams)
     values = _copied_values(hparams, template, kind)
-    if kind == "clapsep":
-        source, in_folder = clap_reference(hparams["clap_source"])
-        if _is_local(hparams["clap_tokenizer"]):  # goes in with the CLAP
-            source, in_folder = CLAP_SUBFOLDER, True
-        values.update(
-            clap_source=source,
-            clap_in_folder=in_folder,
-            clap_model_cfg={} if in_folder else dict(hparams["clap_model_cfg"] or {}),
-            clap_tokenizer=None if in_folder else hparams["clap_tokenizer"],
-        )
+    if kind in ("clapsep", "weaksup"):
+        values.update(_clap_values(hparams))
         for key in ("decoder_depths", "decoder_heads"):
-            values[key] = list(values[key])
+            if key in values:
+                values[key] = list(values[key])
         return values
     if "eval_prompts" in hparams:
         values["text_prompts"] = list(hparams["eval_prompts"])
@@ -203,6 +214,19 @@ def recipe_values(hparams, states, template):
     if kind == "bertsep" and _is_local(hparams["bert_source"]):
         values["bert_source"] = BERT_SUBFOLDER
     return values
+
+
+def _clap_values(hparams):
+    """How a folder names the CLAP of a run (by name, or copied into it)."""
+    source, in_folder = clap_reference(hparams["clap_source"])
+    if _is_local(hparams["clap_tokenizer"]):  # goes in with the CLAP
+        source, in_folder = CLAP_SUBFOLDER, True
+    return {
+        "clap_source": source,
+        "clap_in_folder": in_folder,
+        "clap_model_cfg": {} if in_folder else dict(hparams["clap_model_cfg"] or {}),
+        "clap_tokenizer": None if in_folder else hparams["clap_tokenizer"],
+    }
 
 
 def _is_local(path):
@@ -222,7 +246,8 @@ def _copy_writer(source, name):
 
 
 def _clap_folder_writer(hparams, encoder):
-    """``write_files`` of a CLAPSep folder whose CLAP goes into ``clap/``."""
+    """``write_files`` of a folder (CLAPSep, weaksup) whose CLAP goes into
+    ``clap/``."""
     if encoder is None:
         from speechbrain_textsep.encoders.clap import CLAPQueryEncoder
 
@@ -285,8 +310,8 @@ def export_checkpoint(
     template : str, optional
         Inference template to use instead of the family's.
     clap_encoder : CLAPQueryEncoder, optional
-        The frozen CLAP of a CLAPSep run when it is already built (else it
-        is built from ``clap_source`` when the folder must hold it).
+        The frozen CLAP of a CLAPSep or weaksup run when it is already built
+        (else it is built from ``clap_source`` when the folder must hold it).
 
     Returns
     -------

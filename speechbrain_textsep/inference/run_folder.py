@@ -26,7 +26,7 @@ __all__ = [
 CLIPSEP_KINDS = ("clipsep", "labelsep", "bertsep", "pit")
 
 #: Every ``model_kind`` a recipe may state.
-MODEL_KINDS = CLIPSEP_KINDS + ("clapsep", "clap")
+MODEL_KINDS = CLIPSEP_KINDS + ("clapsep", "clap", "weaksup")
 
 #: Validation metric (key of :mod:`speechbrain_textsep.utils.metric_keys`)
 #: whose highest value selects the best checkpoint of each model kind.
@@ -34,6 +34,7 @@ SELECTION_KEYS = {
     **dict.fromkeys(CLIPSEP_KINDS, "sdri_plain"),
     "clapsep": "si_sdri",
     "clap": "retrieval",
+    "weaksup": "sdri_plain",
 }
 
 
@@ -60,7 +61,7 @@ def model_kind(hparams):
     >>> model_kind({"model_kind": "clipsep2"})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: model_kind must be one of clipsep, ..., clap; got 'clipsep2'
+    ValueError: model_kind must be one of clipsep, ..., weaksup; got 'clipsep2'
     >>> model_kind({})  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...

@@ -12,6 +12,9 @@ datasets, the evaluation mixtures, the training recipes) goes through
   without decoding the rest of the file;
 - **one layout**: float32 ``[time, channels]`` (always 2-D), or ``[time]``
   with ``mono=True`` (channels averaged, as SpeechBrain's recipes do);
+- **long files in blocks** (:func:`read_blocks`), checked as they are read:
+  a truncated file or a NaN block is an :class:`AudioReadError` naming the
+  file and the position;
 - **one resampler** (:func:`resample`, ``torchaudio.functional.resample``).
 
 It reads with soundfile, so every format libsndfile reads (wav, flac,
@@ -26,6 +29,7 @@ Authors
 """
 
 import os
+import re
 
 import numpy as np
 import soundfile as sf
@@ -38,6 +42,7 @@ __all__ = [
     "check_samples",
     "fit_length",
     "read_audio",
+    "read_blocks",
     "resample",
 ]
 
@@ -235,6 +240,114 @@ def read_audio(
     if mono:
         return resample(signal, native, sample_rate), int(sample_rate)
     return resample(signal.T, native, sample_rate).T.contiguous(), int(sample_rate)
+
+
+#: libsndfile's log line of a RIFF/WAV data chunk longer than the file.
+_SHORT_DATA = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+#: Data sizes that streaming writers put in a header they cannot go back to.
+_UNKNOWN_SIZES = (0, 0xFFFFFFFF)
+
+
+def _where(position, rate):
+    """A position for messages, e.g. ``sample 44100 (1.000 s)``."""
+    return f"sample {position} ({position / rate:.3f} s)"
+
+
+def _check_complete(f, path):
+    """AudioReadError if a WAV file's header announces more data than it holds."""
+    found = _SHORT_DATA.search(f.extra_info)
+    if found and int(found.group(1)) not in _UNKNOWN_SIZES:
+        raise AudioReadError(
+            f"audio file {path} is truncated: its header announces "
+            f"{found.group(1)} bytes of samples but it holds "
+            f"{found.group(2)}; it ends at {_where(f.frames, f.samplerate)}"
+        )
+
+
+def _checked_block(data, path, position, rate):
+    """``data`` as a tensor; AudioReadError at the first non-finite sample."""
+    finite = np.isfinite(data).all(axis=1)
+    if not finite.all():
+        bad = position + int(np.argmin(finite))
+        raise AudioReadError(
+            f"audio file {path} contains NaN or infinite samples "
+            f"(the first at {_where(bad, rate)})"
+        )
+    return torch.from_numpy(data)
+
+
+def read_blocks(path, block_frames=65536):
+    """Reads a whole audio file block by block, checking each block.
+
+    Memory does not grow with the file. Every block is checked as it is
+    read, so that a file broken part-way stops the reader with an error
+    naming the file and the position.
+
+    Arguments
+    ---------
+    path : str or os.PathLike
+        Audio file, any format libsndfile reads.
+    block_frames : int
+        Frames per block (the last one may be shorter).
+
+    Yields
+    ------
+    torch.Tensor
+        float32 ``[time, channels]`` blocks, in order.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    AudioReadError
+        The file cannot be decoded, is empty, holds fewer samples than its
+        header announces (truncated), or has NaN or infinite samples.
+
+    Example
+    -------
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "ramp.wav")
+    >>> ramp = np.arange(10, dtype=np.float32) / 10
+    >>> sf.write(path, ramp, 10, subtype="FLOAT")
+    >>> [block.shape for block in read_blocks(path, 4)]
+    [torch.Size([4, 1]), torch.Size([4, 1]), torch.Size([2, 1])]
+    >>> ramp[7] = np.nan
+    >>> sf.write(path, ramp, 10, subtype="FLOAT")
+    >>> list(read_blocks(path, 4))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    speechbrain_textsep.processing.audio_io.AudioReadError: ...at sample 7 (0.700 s))
+    """
+    if int(block_frames) < 1:
+        raise ValueError(f"block_frames must be >= 1, got {block_frames}")
+    path = _existing_file(path)
+    try:
+        f = sf.SoundFile(path)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioReadError(f"cannot read audio file {path}: {e}") from e
+    with f:
+        rate, frames = int(f.samplerate), int(f.frames)
+        if frames == 0:
+            raise AudioReadError(f"audio file {path} is empty (0 samples)")
+        _check_complete(f, path)
+        position = 0
+        while True:
+            try:
+                data = f.read(int(block_frames), dtype="float32", always_2d=True)
+            except (sf.LibsndfileError, RuntimeError) as e:
+                raise AudioReadError(
+                    f"cannot read audio file {path} after {_where(position, rate)}"
+                    f" (truncated or corrupt?): {e}"
+                ) from e
+            if len(data) == 0:
+                break
+            yield _checked_block(data, path, position, rate)
+            position += len(data)
+    if position < frames:
+        raise AudioReadError(
+            f"audio file {path} is truncated: it ends at {_where(position, rate)}"
+            f" but its header announces {frames} samples"
+        )
 
 
 def fit_length(signal, length):

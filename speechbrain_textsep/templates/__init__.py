@@ -14,7 +14,7 @@ from importlib import resources
 __all__ = ["TEMPLATE_NAMES", "template_path", "template_text"]
 
 #: The templates this package ships (file names without ``.yaml``).
-TEMPLATE_NAMES = ("clipsep", "labelsep", "bertsep", "clapsep")
+TEMPLATE_NAMES = ("clipsep", "labelsep", "bertsep", "clapsep", "weaksup")
 
 
 def template_path(name):
@@ -34,10 +34,10 @@ def template_path(name):
     >>> import os
     >>> os.path.basename(template_path("clipsep"))
     'clipsep.yaml'
-    >>> template_path("nope")
+    >>> template_path("nope")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ValueError: no template 'nope' (shipped: clipsep, labelsep, bertsep, clapsep)
+    ValueError: no template 'nope' (shipped: clipsep, labelsep, bertsep, clapsep, ...)
     """
     if name not in TEMPLATE_NAMES:
         raise ValueError(f"no template {name!r} (shipped: {', '.join(TEMPLATE_NAMES)})")

@@ -7,13 +7,14 @@ from speechbrain_textsep.training.families.base import Family
 from speechbrain_textsep.training.families.clap import CLAPFamily
 from speechbrain_textsep.training.families.clapsep import CLAPSepFamily
 from speechbrain_textsep.training.families.clipsep import CLIPSepFamily
+from speechbrain_textsep.training.families.weaksup import WeakSupFamily
 
 __all__ = ["FAMILIES", "Family", "family_class"]
 
 #: ``model_kind`` -> the :class:`Family` subclass that trains it.
 FAMILIES = {
     kind: family
-    for family in (CLIPSepFamily, CLAPSepFamily, CLAPFamily)
+    for family in (CLIPSepFamily, CLAPSepFamily, CLAPFamily, WeakSupFamily)
     for kind in family.kinds
 }
 
