@@ -6,10 +6,10 @@ Layers, lowest first (a module may import its own layer and the ones below):
     -> evaluation -> training -> convert -> cli
 
 ``templates`` (package data) sits with ``utils``; ``visualization`` with
-``inference``; ``demo`` (the web page of ``textsep demo``) with ``cli``. ``training``, ``evaluation`` and ``inference`` are the
-guide's "training / evaluation / inference" level, ordered so that the
-level has no cycle: inference knows nothing of evaluation, evaluation
-nothing of training.
+``inference``; ``demo`` (the web page of ``textsep demo``) with ``cli``.
+``training``, ``evaluation`` and ``inference`` are the guide's "training /
+evaluation / inference" level, ordered so that the level has no cycle:
+inference knows nothing of evaluation, evaluation nothing of training.
 """
 
 import ast
