@@ -19,7 +19,7 @@ import torch
 from speechbrain.nnet.attention import MultiheadAttention, PositionalwiseFeedForward
 from torch import nn
 
-from speechbrain_textsep.models.unet import unet_channels
+from speechbrain_textsep.models.unet import init_clipsep_weights, unet_channels
 
 __all__ = ["CondAttentionUNet", "ResBlock", "TextAttentionBlock"]
 
@@ -256,14 +256,7 @@ class CondAttentionUNet(nn.Module):
 
     def reset_parameters(self):
         """CLIPSep's initialisation of the convolutions and BatchNorms."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.normal_(module.weight, 0.0, 1e-3)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.normal_(module.weight, 1.0, 0.02)
-                nn.init.zeros_(module.bias)
+        init_clipsep_weights(self)
 
     def check_input(self, x, tokens, token_mask):
         """Raises ValueError on shapes the network cannot take."""

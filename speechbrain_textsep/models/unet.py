@@ -30,6 +30,31 @@ def unet_channels(ngf, levels):
     return [ngf * min(2**i, 8) for i in range(levels)]
 
 
+def init_clipsep_weights(model):
+    """CLIPSep's initialisation: conv N(0, 1e-3), BN weight N(1, 0.02), biases 0.
+
+    Arguments
+    ---------
+    model : torch.nn.Module
+        Every ``Conv2d`` and ``BatchNorm2d`` inside it is re-initialised.
+
+    Example
+    -------
+    >>> conv = nn.Conv2d(1, 1, 3)
+    >>> init_clipsep_weights(conv)
+    >>> float(conv.bias.abs().sum()), bool(conv.weight.abs().max() < 0.01)
+    (0.0, True)
+    """
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d):
+            nn.init.normal_(module.weight, 0.0, 1e-3)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.BatchNorm2d):
+            nn.init.normal_(module.weight, 1.0, 0.02)
+            nn.init.zeros_(module.bias)
+
+
 class AudioUNet(nn.Module):
     """Sound-of-Pixels U-Net: ``[B, 1, F, T]`` log-magnitude to ``[B, K, F, T]`` maps.
 
@@ -122,15 +147,8 @@ class AudioUNet(nn.Module):
             self.to(memory_format=torch.channels_last)
 
     def reset_parameters(self):
-        """Initialisation of the authors: conv N(0, 1e-3), BN weight N(1, 0.02)."""
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.normal_(module.weight, 0.0, 1e-3)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
-            elif isinstance(module, nn.BatchNorm2d):
-                nn.init.normal_(module.weight, 1.0, 0.02)
-                nn.init.zeros_(module.bias)
+        """Initialisation of the authors (:func:`init_clipsep_weights`)."""
+        init_clipsep_weights(self)
 
     def forward(self, x):
         """Computes the ``K`` output maps.
