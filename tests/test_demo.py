@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from tiny_models import write_tiny_clipsep
 
 from speechbrain_textsep.cli import main
 from speechbrain_textsep.demo.examples import prepare_examples
@@ -17,37 +18,15 @@ from speechbrain_textsep.demo.handler import (
     build_query,
     separate_request,
 )
-from speechbrain_textsep.encoders.clip import TINY_CLIP_CFG, CLIPQueryEncoder
 from speechbrain_textsep.inference import Query, QuerySeparator, load_separator
 from speechbrain_textsep.inference.audio import AudioReadError, read_audio
-from speechbrain_textsep.inference.model_folder import write_model_folder
-from speechbrain_textsep.models.clipsep import CLIPSep
-from speechbrain_textsep.models.unet import AudioUNet
 
 
 @pytest.fixture(scope="module")
 def separator(tmp_path_factory):
     """A tiny random CLIPSep whose inputs are windowed beyond 1 s."""
     folder = str(tmp_path_factory.mktemp("model"))
-    torch.manual_seed(0)
-    net = CLIPSep(AudioUNet(4, 4, 3), 32, 4)
-    for module in net.modules():  # masks that depend on the input
-        if isinstance(module, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(module.weight)
-    values = {
-        "levels": 3,
-        "ngf": 4,
-        "n_maps": 4,
-        "query_dim": 32,
-        "clip_model_cfg": TINY_CLIP_CFG,
-        "clip_pretrained": None,
-        "query_encoder_in_folder": True,
-        "window_seconds": 1.0,
-        "overlap_seconds": 0.25,
-    }
-    encoder = CLIPQueryEncoder(model_cfg=TINY_CLIP_CFG, pretrained=None)
-    weights = {"mask_net": net.state_dict(), "query_encoder": encoder.state_dict()}
-    write_model_folder(folder, "clipsep", values, weights)
+    write_tiny_clipsep(folder, window_seconds=1.0, overlap_seconds=0.25)
     return load_separator(folder)
 
 

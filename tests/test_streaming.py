@@ -17,6 +17,7 @@ import pytest
 import soundfile as sf
 import torch
 import torchaudio
+from tiny_models import write_tiny_clipsep
 
 from speechbrain_textsep import cli
 from speechbrain_textsep.encoders.clap import (
@@ -24,10 +25,8 @@ from speechbrain_textsep.encoders.clap import (
     CLAPQueryEncoder,
     build_tiny_tokenizer,
 )
-from speechbrain_textsep.encoders.clip import TINY_CLIP_CFG, CLIPQueryEncoder
 from speechbrain_textsep.inference import CLAPSepSeparator, QuerySeparator
 from speechbrain_textsep.inference.audio import AudioReadError, read_audio
-from speechbrain_textsep.inference.model_folder import write_model_folder
 from speechbrain_textsep.inference.streaming import FileStream, collect
 from speechbrain_textsep.inference.windowing import (
     WindowStream,
@@ -35,8 +34,6 @@ from speechbrain_textsep.inference.windowing import (
     window_starts,
 )
 from speechbrain_textsep.models.clapsep import CLAPSep
-from speechbrain_textsep.models.clipsep import CLIPSep
-from speechbrain_textsep.models.unet import AudioUNet
 from speechbrain_textsep.processing.streaming_resample import StreamingResampler
 
 TEXTSEP = os.path.join(os.path.dirname(sys.executable), "textsep")
@@ -102,28 +99,12 @@ def write_noise(path, rate, channels, length, seed=0, subtype="FLOAT"):
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory):
     """A tiny random CLIPSep folder with 0.1 s windows (1792 samples)."""
-    folder = str(tmp_path_factory.mktemp("model"))
-    torch.manual_seed(0)
-    net = CLIPSep(AudioUNet(4, 4, 3), 32, 4)
-    for module in net.modules():  # masks that depend on the input
-        if isinstance(module, torch.nn.Conv2d):
-            torch.nn.init.kaiming_normal_(module.weight)
-    overrides = {
-        "levels": 3,
-        "ngf": 4,
-        "n_maps": 4,
-        "query_dim": 32,
-        "clip_model_cfg": TINY_CLIP_CFG,
-        "clip_pretrained": None,
-        "query_encoder_in_folder": True,
-        "window_seconds": 0.1,
-        "overlap_seconds": 0.03,
-        "window_batch_size": 2,
-    }
-    encoder = CLIPQueryEncoder(model_cfg=TINY_CLIP_CFG, pretrained=None)
-    weights = {"mask_net": net.state_dict(), "query_encoder": encoder.state_dict()}
-    write_model_folder(folder, "clipsep", overrides, weights)
-    return folder
+    return write_tiny_clipsep(
+        str(tmp_path_factory.mktemp("model")),
+        window_seconds=0.1,
+        overlap_seconds=0.03,
+        window_batch_size=2,
+    )
 
 
 @pytest.fixture(scope="module")
